@@ -1,0 +1,30 @@
+# The README's two commands:
+#   make book   set up .venv (first time), then build the HTML book into _build/html
+#   make test   set up .venv (first time), then run the whole test suite
+SHELL  := /bin/bash
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# This machine has no GPU and installs torch from a local wheel; Colab brings its own torch,
+# so pyproject.toml only states a range.  Override with e.g. TORCH_SPEC="torch torchvision".
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv book test clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -e ".[book,grade,test]"
+	touch $@
+
+book: $(STAMP)
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+clean:
+	rm -rf _build .pytest_cache

@@ -1,0 +1,12 @@
+"""Going Deeper — the course package: data → models → train → evaluate → grade.
+
+One module per job:
+
+- :mod:`course_pkg.models`   every network of the course, behind one registry (``create``)
+- :mod:`course_pkg.profile`  parameter / multiply-add tables, the paper's Table 1 checked
+- :mod:`course_pkg.data`     MNIST and CIFAR-10 (offline copies or torchvision download)
+- :mod:`course_pkg.train`    the one training loop, ``fit()``
+- :mod:`course_pkg.evaluate` accuracy and the paper's multi-crop evaluation
+"""
+
+__version__ = "0.1.0"
