@@ -1,0 +1,203 @@
+"""fit(): it learns, the aux-loss arithmetic, schedules, precision choice, quiet progress, resume."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from course_pkg.checkpoint import load_checkpoint, resume_path
+from course_pkg.train import (
+    AUX_LOSS_WEIGHT,
+    CIFAR_RECIPE,
+    History,
+    fit,
+    googlenet_loss,
+    lr_factor,
+    pick_precision,
+)
+
+
+def _toy_data(n=256, batch=32, seed=0):
+    """A linearly separable 2-class problem on 1x8x8 'images' (fixed batches, CPU)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 1, 8, 8, generator=g)
+    y = (x[:, 0, :4].sum((1, 2)) > x[:, 0, 4:].sum((1, 2))).long()
+    return [(x[i:i + batch], y[i:i + batch]) for i in range(0, n, batch)]
+
+
+def _toy_model(seed=0, dropout=0.0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Dropout(dropout),
+                         nn.Flatten(), nn.Linear(256, 2))
+
+
+# ------------------------------------------------------------------------------------------
+# the auxiliary-loss arithmetic, checked against cross-entropies computed by hand
+# ------------------------------------------------------------------------------------------
+class Outputs(tuple):
+    """A stand-in with GoogLeNetOutputs' fields (the real one is checked below as well)."""
+
+    def __new__(cls, logits, aux1, aux2):
+        obj = super().__new__(cls, (logits, aux1, aux2))
+        obj.logits, obj.aux1, obj.aux2 = logits, aux1, aux2
+        return obj
+
+
+def test_googlenet_loss_by_hand():
+    target = torch.tensor([0])
+    main = torch.tensor([[0.0, 0.0]])                 # p(0) = 1/2  -> CE = ln 2
+    aux1 = torch.tensor([[math.log(3.0), 0.0]])       # p(0) = 3/4  -> CE = ln(4/3)
+    aux2 = torch.tensor([[0.0, math.log(4.0)]])       # p(0) = 1/5  -> CE = ln 5
+    ce = nn.CrossEntropyLoss()
+    expected = math.log(2) + 0.3 * (math.log(4 / 3) + math.log(5))
+    got = googlenet_loss(Outputs(main, aux1, aux2), target, ce, aux_weight=0.3)
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+    # other weights, and a plain tensor: just the main loss
+    assert googlenet_loss(Outputs(main, aux1, aux2), target, ce, 1.0).item() == pytest.approx(
+        math.log(2) + math.log(4 / 3) + math.log(5), rel=1e-6)
+    assert googlenet_loss(Outputs(main, aux1, aux2), target, ce, 0.0).item() == pytest.approx(math.log(2))
+    assert googlenet_loss(main, target, ce).item() == pytest.approx(math.log(2), rel=1e-6)
+    # a missing aux head contributes nothing
+    assert googlenet_loss(Outputs(main, None, aux2), target, ce, 0.3).item() == pytest.approx(
+        math.log(2) + 0.3 * math.log(5), rel=1e-6)
+
+
+def test_googlenet_loss_with_the_real_namedtuple_and_label_smoothing():
+    from course_pkg.models.googlenet import AUX_LOSS_WEIGHT as model_weight, GoogLeNetOutputs
+
+    assert AUX_LOSS_WEIGHT == model_weight == 0.3  # one number, the paper's (section 5)
+    target = torch.tensor([1, 0])
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    # label smoothing 0.1 on 2 classes: target distribution (0.05, 0.95); CE = -sum q log p
+    logp = F.log_softmax(logits, dim=1)
+    q = torch.tensor([[0.05, 0.95], [0.95, 0.05]])
+    smoothed = -(q * logp).sum(1).mean().item()
+    outputs = GoogLeNetOutputs(logits, logits, logits)
+    got = googlenet_loss(outputs, target, nn.CrossEntropyLoss(label_smoothing=0.1), 0.3).item()
+    assert got == pytest.approx(smoothed * 1.6, rel=1e-6)
+
+
+# ------------------------------------------------------------------------------------------
+def test_fit_lowers_the_loss_and_fills_the_history():
+    batches = _toy_data()
+    model = _toy_model()
+    history = fit(model, batches, epochs=4, lr=0.05, val_loader=batches, progress=False)
+    assert isinstance(history, History) and len(history) == 4
+    assert history.train_loss[-1] < 0.6 * history.train_loss[0]
+    assert history.val_acc[-1] > 0.85
+    r = history.records[-1]
+    assert set(r) >= {"epoch", "train_loss", "train_acc", "val_acc", "lr", "seconds", "images_per_s"}
+    assert r["epoch"] == 4 and r["val_n"] == 256
+    assert r["images_per_s"] == pytest.approx(256 / r["seconds"])
+    assert not model.training  # left in eval mode
+
+
+def test_fit_trains_googlenet_aux_heads():
+    """One step on GoogLeNet (CIFAR stem): the loss includes both aux heads, so they get gradients."""
+    from course_pkg.models import create
+
+    torch.manual_seed(0)
+    model = create("googlenet_cifar", batch_norm=True)
+    before = {k: v.clone() for k, v in model.state_dict().items() if "aux" in k and v.is_floating_point()}
+    x = torch.randn(4, 3, 32, 32)
+    y = torch.tensor([0, 1, 2, 3])
+    fit(model, [(x, y)], epochs=1, lr=0.01, progress=False, schedule="constant")
+    changed = [k for k, v in model.state_dict().items() if k in before and not torch.equal(v, before[k])]
+    assert any(k.startswith("aux1.") for k in changed) and any(k.startswith("aux2.") for k in changed)
+
+
+def test_schedules():
+    total = 100
+    one = [lr_factor("onecycle", s, total, warmup=0.2) for s in range(total + 1)]
+    assert one[0] == pytest.approx(0.1) and one[20] == pytest.approx(1.0) and one[100] == pytest.approx(0.0)
+    assert max(one) == pytest.approx(1.0) and one[60] == pytest.approx(0.5)
+    cos = [lr_factor("cosine", s, total, warmup=0.2) for s in range(total + 1)]
+    assert cos[20] == pytest.approx(1.0) and cos[60] == pytest.approx(0.5) and cos[100] == pytest.approx(0.0)
+    step = [lr_factor("step", s, total) for s in range(total)]
+    assert step[49] == 1.0 and step[50] == pytest.approx(0.1) and step[75] == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        lr_factor("exponential", 0, total)
+
+
+def test_lr_in_history_follows_the_schedule():
+    batches = _toy_data(n=64, batch=16)  # 4 steps per epoch, 8 in all
+    history = fit(_toy_model(), batches, epochs=2, lr=0.1, schedule="onecycle", warmup=0.25, progress=False)
+    # after step 4 of 8 (end of epoch 1): 1 - (0.5 - 0.25) / 0.75 = 2/3; after step 8: 0
+    assert history.lr[0] == pytest.approx(0.1 * 2 / 3)
+    assert history.lr[1] == pytest.approx(0.0)
+
+
+def test_precision_choice_on_cpu():
+    cpu = torch.device("cpu")
+    assert pick_precision(cpu, "auto") == "fp32"
+    assert pick_precision(cpu, "bf16") == "bf16"
+    with pytest.raises(ValueError, match="fp16.*needs a CUDA GPU"):
+        pick_precision(cpu, "fp16")
+    with pytest.raises(ValueError, match="precision must be"):
+        pick_precision(cpu, "int8")
+
+
+def test_progress_is_quiet_in_book_builds(capsys, monkeypatch):
+    batches = _toy_data(n=64)
+    monkeypatch.setenv("COURSE_QUIET", "1")
+    fit(_toy_model(), batches, epochs=1, progress="auto")
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
+    fit(_toy_model(), batches, epochs=1, progress=True)
+    assert "epoch 1/1" in capsys.readouterr().err
+
+
+def test_recipe_is_one_dict():
+    assert CIFAR_RECIPE["label_smoothing"] == 0.1 and CIFAR_RECIPE["batch_size"] == 512
+    assert CIFAR_RECIPE["aux_weight"] == AUX_LOSS_WEIGHT
+
+
+# ------------------------------------------------------------------------------------------
+# resume after an interruption == an uninterrupted run
+# ------------------------------------------------------------------------------------------
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_gives_the_same_result(tmp_path):
+    batches = _toy_data(n=128, batch=16)
+    loader = torch.utils.data.DataLoader(  # shuffles with the global RNG: resume must restore it
+        torch.utils.data.TensorDataset(torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])),
+        batch_size=16, shuffle=True)
+    settings = dict(epochs=4, lr=0.05, val_loader=batches, progress=False, seed=3)
+
+    reference = _toy_model(dropout=0.2)  # dropout uses the RNG too
+    full = fit(reference, loader, **settings)
+
+    def stop_after_two(history):
+        if len(history) == 2:
+            raise Interrupt
+
+    path = tmp_path / "run.pt"
+    with pytest.raises(Interrupt):
+        fit(_toy_model(dropout=0.2), loader, checkpoint_path=path, callback=stop_after_two, **settings)
+    assert load_checkpoint(path)[1]["epoch"] == 2 and resume_path(path).exists()
+
+    resumed_model = _toy_model(seed=99, dropout=0.2)  # different init: the resume state must win
+    resumed = fit(resumed_model, loader, checkpoint_path=path, **settings)
+    assert len(resumed) == 4
+    assert resumed.train_loss == pytest.approx(full.train_loss, rel=1e-6)
+    assert resumed.val_acc == full.val_acc
+    for (name, a), b in zip(reference.state_dict().items(), resumed_model.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), name
+    state, meta = load_checkpoint(path)
+    assert meta["epoch"] == 4 and len(meta["history"]) == 4
+
+    # a finished run resumes to "nothing to do"; other settings are refused with a clear message
+    again = fit(_toy_model(), loader, checkpoint_path=path, **settings)
+    assert len(again) == 4
+    from course_pkg.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="other settings.*lr: saved 0.05, now 0.1"):
+        fit(_toy_model(), loader, checkpoint_path=path, **{**settings, "lr": 0.1})
+    fresh = fit(_toy_model(), loader, checkpoint_path=path, resume=False, **{**settings, "epochs": 1})
+    assert len(fresh) == 1
