@@ -12,6 +12,7 @@ they happen (mixed precision, channels_last, optional ``torch.compile``, DDP und
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
 import random
@@ -210,7 +211,13 @@ def _setup_distributed(device: torch.device) -> tuple[int, int, bool]:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist.init_process_group(backend=backend, rank=rank, world_size=world)
+    atexit.register(_leave_process_group)  # fit() joined the group, so it also leaves it at exit
     return rank, world, True
+
+
+def _leave_process_group() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
