@@ -110,7 +110,9 @@ class PartialConv2d(nn.Module):
 
     Only the connected kernels are parameters (so the count is the paper's 1,516 for C3, not the
     2,416 of a full 6→16 convolution); the forward pass scatters them into a dense kernel whose
-    unconnected entries are zero, so no gradient reaches an unconnected input map.
+    unconnected entries are zero, so no gradient reaches an unconnected input map.  A
+    multiply-add counter therefore sees the dense convolution (240,000 for C3 at 10x10), of which
+    150,000 are real connections (the paper's 151,600 "connections" add one per bias).
     """
 
     def __init__(
