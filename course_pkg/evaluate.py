@@ -697,8 +697,8 @@ def plot_multicrop_views(
                     if col == 0:
                         ax.set_ylabel(f"{b.scale}\n{b.square}", fontsize=8, rotation=0, ha="right", va="center")
                     if si == 0 and sq == 0:
-                        name = b.position.replace("_", "-")
-                        ax.set_title(f"{name}{' (mirror)' if b.mirror else ''}", fontsize=7)
+                        name = "mirrored" if b.mirror else b.position.replace("_", "-")
+                        ax.set_title(name, fontsize=7, color="tab:orange" if b.mirror else "black")
         fig.suptitle(
             f"GoogLeNet's {v} views: shorter side {'/'.join(str(s) for s in _check_scheme(scheme, crop, scales))}; "
             f"rows: scale and square; columns: position, orange = mirrored",

