@@ -26,5 +26,13 @@ book: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# Instructor notebooks (solutions/, written by tools/build_assignments.py) -> student versions
+# (assignments/, by nbgrader generate_assignment; never edit those by hand).
+.PHONY: assignments
+assignments: $(STAMP)
+	$(PY) tools/build_assignments.py
+	for a in solutions/*/; do a=$$(basename $$a); \
+	  PATH="$(VENV)/bin:$$PATH" $(VENV)/bin/nbgrader generate_assignment $$a --force --log-level=WARN || exit 1; done
+
 clean:
 	rm -rf _build .pytest_cache

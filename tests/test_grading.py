@@ -1,0 +1,239 @@
+"""Fast tests of the grading package: diagnosis messages, name normalisation, the released student
+versions (no solutions, no hidden tests) and that the committed files are what the tools produce.
+
+The end-to-end grading runs (real nbgrader, real gradebook, bad submissions) are in
+tests/test_grading_e2e.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+
+from course_pkg.grading import checks
+from course_pkg.grading.grade import normalise_name, normalise_submission
+from course_pkg.models.inception import Inception
+
+REPO = Path(__file__).resolve().parents[1]
+ASSIGNMENTS = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
+
+
+# --------------------------------------------------------------------------------------------
+# Diagnosis
+# --------------------------------------------------------------------------------------------
+class ConvRelu(nn.Sequential):
+    def __init__(self, cin: int, cout: int, k: int, padding: int = 0) -> None:
+        super().__init__(nn.Conv2d(cin, cout, k, padding=padding), nn.ReLU())
+
+
+class Student(nn.Module):
+    """A hand-written inception module with switchable mistakes (not derived from the reference)."""
+
+    def __init__(self, cin, c1, c3r, c3, c5r, c5, pp, k5=5, pad5=2, order=(0, 1, 2, 3)):
+        super().__init__()
+        self.branch1x1 = ConvRelu(cin, c1, 1)
+        self.branch3x3 = nn.Sequential(ConvRelu(cin, c3r, 1), ConvRelu(c3r, c3, 3, 1))
+        self.branch5x5 = nn.Sequential(ConvRelu(cin, c5r, 1), ConvRelu(c5r, c5, k5, pad5))
+        self.branch_pool = nn.Sequential(nn.MaxPool2d(3, 1, 1), ConvRelu(cin, pp, 1))
+        self.order = order
+
+    def forward(self, x):
+        outs = [self.branch1x1(x), self.branch3x3(x), self.branch5x5(x), self.branch_pool(x)]
+        return torch.cat([outs[i] for i in self.order], 1)
+
+
+ARGS_3A = (192, 64, 96, 128, 16, 32, 32)
+
+
+def test_correct_module_has_no_findings():
+    assert checks.diagnose_inception(Student(*ARGS_3A), Inception(*ARGS_3A), "3a") == []
+
+
+def test_3x3_kernel_in_5x5_branch_is_named_with_counts():
+    findings = checks.diagnose_inception(Student(*ARGS_3A, k5=3, pad5=1), Inception(*ARGS_3A), "3a")
+    kinds = {(f.branch, f.kind) for f in findings}
+    assert kinds == {("branch5x5", "params"), (None, "total")}, findings
+    text = " ".join(str(f) for f in findings if f.kind == "params")
+    assert "branch5x5" in text and "3x3 kernel" in text and "5x5" in text
+    # 5x5x16x32 + 32 and 3x3x16x32 + 32 by hand
+    assert "12,832" in text and "4,640" in text
+    assert "torchvision" in text
+
+
+def test_wrong_padding_is_a_shape_finding():
+    findings = checks.diagnose_inception(Student(*ARGS_3A, pad5=1), Inception(*ARGS_3A), "3a")
+    assert {f.kind for f in findings} == {"shape"}
+    assert any("padding 2" in str(f) for f in findings)
+    assert all(f.branch in ("branch5x5", None) for f in findings)
+
+
+def test_wrong_concatenation_order_is_reported():
+    findings = checks.diagnose_inception(Student(*ARGS_3A, order=(1, 0, 2, 3)), Inception(*ARGS_3A), "3a")
+    assert [f.kind for f in findings] == ["order"]
+    assert "branch3x3, branch1x1, branch5x5, branch_pool" in str(findings[0])
+
+
+def test_explain_conv_count():
+    assert "3x3 kernel with bias" in checks.explain_conv_count(16, 32, 3 * 3 * 16 * 32 + 32)
+    assert "5x5 kernel without bias" in checks.explain_conv_count(16, 32, 5 * 5 * 16 * 32)
+    assert checks.explain_conv_count(16, 32, 7) is None
+
+
+def test_checkfailed_renders_only_its_message():
+    err = checks.CheckFailed("branch5x5 is wrong\nsecond line")
+    assert err._render_traceback_() == ["CheckFailed: branch5x5 is wrong", "second line"]
+    with pytest.raises(checks.CheckFailed, match="nope"):
+        checks.require(False, "nope")
+    checks.require(True, "never shown")
+
+
+def test_partial_credit_is_clamped_float():
+    assert checks.partial_credit(0.5, 4) == 2.0
+    assert checks.partial_credit(3.0, 4) == 4.0
+    assert checks.partial_credit(-1, 4) == 0.0
+    assert checks.partial_credit(float("nan"), 4) == 0.0
+    assert isinstance(checks.partial_credit(1, 4), float)
+
+
+def test_inception_findings_reports_unfinished_code():
+    class Unfinished(nn.Module):
+        def __init__(self, *args):
+            super().__init__()
+            raise NotImplementedError()
+
+    with pytest.raises(checks.CheckFailed, match="NotImplementedError"):
+        checks.inception_findings(Unfinished)
+
+
+def test_table1_modules_chain_channels():
+    rows = checks.table1_modules()
+    assert [r[0] for r in rows] == ["3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b"]
+    # 3b's input is 3a's output: 64 + 128 + 32 + 32 (Table 1)
+    assert rows[1][1] == 64 + 128 + 32 + 32
+    assert [r[3] for r in rows] == [28, 28, 14, 14, 14, 14, 14, 7, 7]
+
+
+# --------------------------------------------------------------------------------------------
+# Collection
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("given, expected", [
+    ("Copy of 02_inception_module.ipynb", "02_inception_module.ipynb"),
+    ("02_inception_module (1).ipynb", "02_inception_module.ipynb"),
+    ("Copy of Copy of 02_inception_module (2).ipynb", "02_inception_module.ipynb"),
+    ("googlenet_cifar (3).pt", "googlenet_cifar.pt"),
+    ("02_inception_module - Copy.ipynb", "02_inception_module.ipynb"),
+    ("02_inception_module.ipynb", "02_inception_module.ipynb"),
+])
+def test_normalise_name(given, expected):
+    assert normalise_name(given) == expected
+
+
+def test_normalise_submission_renames_single_notebook(tmp_path):
+    (tmp_path / "my homework.ipynb").write_text("{}")
+    (tmp_path / "googlenet_cifar (1).pt").write_bytes(b"x")
+    notes = normalise_submission(tmp_path, ["03_googlenet_aux.ipynb"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["03_googlenet_aux.ipynb", "googlenet_cifar.pt"]
+    assert len(notes) == 2
+
+
+def test_normalise_submission_reports_ambiguity(tmp_path):
+    (tmp_path / "a.ipynb").write_text("{}")
+    (tmp_path / "b.ipynb").write_text("{}")
+    notes = normalise_submission(tmp_path, ["02_inception_module.ipynb"])
+    assert notes and "no notebook" in notes[0]
+
+
+# --------------------------------------------------------------------------------------------
+# The committed notebooks
+# --------------------------------------------------------------------------------------------
+def _solution_lines(nb: dict) -> list[str]:
+    lines, inside = [], False
+    for cell in nb["cells"]:
+        for line in "".join(cell["source"]).splitlines():
+            if "### BEGIN SOLUTION" in line or "### BEGIN HIDDEN TESTS" in line:
+                inside = True
+            elif "### END SOLUTION" in line or "### END HIDDEN TESTS" in line:
+                inside = False
+            elif inside and len(line.strip()) > 12:
+                lines.append(line.strip())
+    return lines
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_student_version_has_no_solutions_or_hidden_tests(assignment):
+    source = json.loads((REPO / "solutions" / assignment / f"{assignment}.ipynb").read_text())
+    student_path = REPO / "assignments" / assignment / f"{assignment}.ipynb"
+    assert student_path.is_file(), f"run `make assignments`: {student_path} is missing"
+    student = json.loads(student_path.read_text())
+    text = "\n".join("".join(c["source"]) for c in student["cells"])
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
+        assert marker not in text
+    secret = _solution_lines(source)
+    assert secret, "the instructor notebook has no solution or hidden-test lines"
+    leaked = [line for line in secret if line in text]
+    # Lines that also appear outside the regions in the source (e.g. a shared comment) are fine.
+    public = "\n".join(line for c in source["cells"] for line in "".join(c["source"]).splitlines()
+                       if line.strip() not in secret)
+    leaked = [line for line in leaked if line not in public]
+    assert not leaked, f"solution / hidden-test lines in the student version: {leaked[:3]}"
+    # Everything released besides the notebook came from solutions/ — nothing else (no checkpoints)
+    released = sorted(p.name for p in (REPO / "assignments" / assignment).iterdir())
+    assert released == sorted(p.name for p in (REPO / "solutions" / assignment).iterdir())
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_grade_cells_have_points_and_ids(assignment):
+    nb = json.loads((REPO / "solutions" / assignment / f"{assignment}.ipynb").read_text())
+    ids = []
+    for cell in nb["cells"]:
+        meta = cell["metadata"]["nbgrader"]
+        assert meta["schema_version"] == 3
+        ids.append(meta["grade_id"])
+        if meta["grade"]:
+            assert meta["points"] > 0 and meta["locked"] and not meta["solution"]
+    assert len(ids) == len(set(ids))
+
+
+def test_solutions_are_what_the_build_script_writes(tmp_path, monkeypatch):
+    sys.path.insert(0, str(REPO / "tools"))
+    try:
+        import build_assignments as build
+    finally:
+        sys.path.pop(0)
+    monkeypatch.setattr(build, "SOLUTIONS", tmp_path)
+    for name, builder in build.BUILDERS.items():
+        written = builder().write()
+        committed = REPO / "solutions" / name / f"{name}.ipynb"
+        assert written.read_text() == committed.read_text(), (
+            f"{committed} differs from tools/build_assignments.py: run `make assignments`")
+    assert sorted(build.BUILDERS) == ASSIGNMENTS
+
+
+def test_committed_student_versions_match_generate_assignment(tmp_path):
+    """`nbgrader generate_assignment` today gives exactly the committed assignments/ files."""
+    import os
+
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config.loader import PyFileConfigLoader
+
+    shutil.copy(REPO / "nbgrader_config.py", tmp_path)
+    shutil.copytree(REPO / "solutions", tmp_path / "solutions")
+    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(tmp_path)).load_config()
+    coursedir = CourseDirectory(config=config)
+    api = NbGraderAPI(coursedir=coursedir, config=config)
+    for assignment in ASSIGNMENTS:
+        result = api.generate_assignment(assignment, force=True)
+        assert result["success"], result.get("log") or result.get("error")
+        for path in (REPO / "assignments" / assignment).iterdir():
+            fresh = tmp_path / "assignments" / assignment / path.name
+            assert fresh.read_bytes() == path.read_bytes(), (
+                f"{path} is not what generate_assignment writes today: run `make assignments`")
