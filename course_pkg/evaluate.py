@@ -45,6 +45,8 @@ A batch comes back image-major: ``views[i * V + v]`` is view ``v`` of image ``i`
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import nullcontext
@@ -258,21 +260,65 @@ def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return out.to(x.dtype).reshape(*lead, *out.shape[-3:])
 
 
-def _gather(x: torch.Tensor, origins: list[tuple[int, int, bool]], size: int) -> torch.Tensor:
-    """Crops ``size x size`` at ``(x0, y0, mirror)`` from x [N, C, H, W] -> [N, B, C, size, size].
+class _ScalePlan(NamedTuple):
+    """Index tensors for the views cut from one resized image (built once per geometry and device)."""
 
-    One advanced-indexing gather; a mirrored crop reads its columns right to left, so it is an
-    exact flip (a copy, no arithmetic).
-    """
-    dev = x.device
-    ar = torch.arange(size, device=dev)
-    x0 = torch.tensor([o[0] for o in origins], device=dev)
-    y0 = torch.tensor([o[1] for o in origins], device=dev)
-    mirror = torch.tensor([o[2] for o in origins], device=dev)
-    cols = torch.where(mirror[:, None], x0[:, None] + size - 1 - ar, x0[:, None] + ar)  # [B, size]
-    rows = y0[:, None] + ar  # [B, size]
-    out = x[:, :, rows[:, :, None], cols[:, None, :]]  # [N, C, B, size, size]
-    return out.permute(0, 2, 1, 3, 4)
+    size: tuple[int, int]  # resized (height, width)
+    crop_dst: torch.Tensor  # [F] view indices of the crop x crop views
+    crop_rows: torch.Tensor  # [F, crop]
+    crop_cols: torch.Tensor  # [F, crop]; a mirrored view reads its columns right to left
+    square_rows: torch.Tensor  # [K, side] the distinct whole squares (unmirrored)
+    square_cols: torch.Tensor  # [K, side]
+    whole_dst: tuple[torch.Tensor, torch.Tensor]  # view indices: unmirrored, mirrored
+    whole_src: tuple[torch.Tensor, torch.Tensor]  # which square each takes
+
+
+@functools.lru_cache(maxsize=64)
+def _plan(height: int, width: int, scheme: str, crop: int, scales, device: str) -> tuple[int, list[_ScalePlan]]:
+    boxes = multicrop_boxes(height, width, scheme, crop, scales)
+
+    def tensor(values, dtype=torch.long):
+        return torch.tensor(values, dtype=dtype).to(device)
+
+    def ranges(starts, size, reverse=None):
+        rows = []
+        for i, a in enumerate(starts):
+            r = list(range(a, a + size))
+            rows.append(r[::-1] if reverse is not None and reverse[i] else r)
+        return tensor(rows).reshape(len(starts), size)
+
+    plans = []
+    groups: dict[tuple[int, int, int], list[int]] = {}
+    for i, b in enumerate(boxes):
+        groups.setdefault((b.scale, b.resized_height, b.resized_width), []).append(i)
+    for (_, rh, rw), idx in groups.items():
+        crops = [i for i in idx if boxes[i].x1 - boxes[i].x0 == crop]
+        wholes = [i for i in idx if boxes[i].x1 - boxes[i].x0 != crop]
+        side = boxes[wholes[0]].x1 - boxes[wholes[0]].x0 if wholes else crop
+        keys = sorted({(boxes[i].x0, boxes[i].y0) for i in wholes})
+        src = {False: [], True: []}
+        dst = {False: [], True: []}
+        for i in wholes:
+            dst[boxes[i].mirror].append(i)
+            src[boxes[i].mirror].append(keys.index((boxes[i].x0, boxes[i].y0)))
+        plans.append(
+            _ScalePlan(
+                size=(rh, rw),
+                crop_dst=tensor(crops),
+                crop_rows=ranges([boxes[i].y0 for i in crops], crop),
+                crop_cols=ranges([boxes[i].x0 for i in crops], crop, [boxes[i].mirror for i in crops]),
+                square_rows=ranges([k[1] for k in keys], side),
+                square_cols=ranges([k[0] for k in keys], side),
+                whole_dst=(tensor(dst[False]), tensor(dst[True])),
+                whole_src=(tensor(src[False]), tensor(src[True])),
+            )
+        )
+    return len(boxes), plans
+
+
+def _cut(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """Square windows from x [N, C, H, W] by one advanced-indexing gather -> [N, B, C, side, side]."""
+    return x[:, :, rows[:, :, None], cols[:, None, :]].transpose(1, 2)
 
 
 def multicrop_views(
@@ -286,50 +332,25 @@ def multicrop_views(
     Returns ``(views, V)``: ``views`` is ``[N * V, C, crop, crop]`` image-major (``[V, C, crop,
     crop]`` for a single image), same dtype and device as ``images``; order and rules in the module
     docstring, boxes from :func:`multicrop_boxes`.  Python loops run over scales only: each scale
-    is one resize, one gather of all ``crop x crop`` views, and one resize of the whole squares.
+    is one resize, one gather of all ``crop x crop`` views, and one resize of the whole squares,
+    written straight into the output.
     """
-    batch, single = _as_batch(images)
+    batch, _ = _as_batch(images)
     n, c, h, w = batch.shape
-    boxes = multicrop_boxes(h, w, scheme, crop, scales)
-    per_scale: list[torch.Tensor] = []
-    start = 0
-    while start < len(boxes):
-        rh, rw = boxes[start].resized_height, boxes[start].resized_width
-        stop = start
-        while stop < len(boxes) and (boxes[stop].resized_height, boxes[stop].resized_width, boxes[stop].scale) == (
-            rh,
-            rw,
-            boxes[start].scale,
-        ):
-            stop += 1
-        group = boxes[start:stop]
-        resized = _resize(batch, (rh, rw))
-        fixed = [i for i, b in enumerate(group) if b.x1 - b.x0 == crop]
-        whole = [i for i, b in enumerate(group) if b.x1 - b.x0 != crop]
-        parts, order = [], []
-        if fixed:
-            parts.append(_gather(resized, [(group[i].x0, group[i].y0, group[i].mirror) for i in fixed], crop))
-            order += fixed
-        if whole:
-            # resize each distinct square once, then mirror by flipping (an exact flip)
-            side = group[whole[0]].x1 - group[whole[0]].x0
-            keys = sorted({(group[i].x0, group[i].y0) for i in whole})
-            squares = _resize(_gather(resized, [(x0, y0, False) for x0, y0 in keys], side), (crop, crop))
-            pick = torch.tensor([keys.index((group[i].x0, group[i].y0)) for i in whole], device=batch.device)
-            picked = squares[:, pick]
-            flip = torch.tensor([group[i].mirror for i in whole], device=batch.device)
-            picked = torch.where(flip[None, :, None, None, None], picked.flip(-1), picked)
-            parts.append(picked)
-            order += whole
-        stacked = torch.cat(parts, dim=1)
-        inverse = torch.empty(len(order), dtype=torch.long)
-        inverse[torch.tensor(order)] = torch.arange(len(order))
-        per_scale.append(stacked[:, inverse.to(batch.device)])
-        start = stop
-    views = torch.cat(per_scale, dim=1)  # [N, V, C, crop, crop]
-    v = views.shape[1]
-    views = views.reshape(n * v, c, crop, crop)
-    return views, v
+    if scales is not None and not isinstance(scales, int):
+        scales = tuple(int(s) for s in scales)  # hashable, for the plan cache
+    v, plans = _plan(h, w, scheme, crop, scales, str(batch.device))
+    out = torch.empty(n, v, c, crop, crop, dtype=batch.dtype, device=batch.device)
+    for plan in plans:
+        resized = _resize(batch, plan.size)
+        if plan.crop_dst.numel():
+            out[:, plan.crop_dst] = _cut(resized, plan.crop_rows, plan.crop_cols)
+        if plan.square_rows.numel():
+            squares = _cut(resized, plan.square_rows, plan.square_cols)  # [N, K, C, side, side]
+            squares = _resize(squares, (crop, crop))
+            out[:, plan.whole_dst[0]] = squares[:, plan.whole_src[0]]
+            out[:, plan.whole_dst[1]] = squares[:, plan.whole_src[1]].flip(-1)  # an exact mirror
+    return out.reshape(n * v, c, crop, crop), v
 
 
 # ----------------------------------------------------------------------------------------------
@@ -720,4 +741,57 @@ def plot_multicrop_views(
         ax.set_title(f"{b.position.replace('_', '-')}{' (mirror)' if b.mirror else ''}", fontsize=8)
     fig.suptitle(f"{scheme}: {v} view{'s' if v > 1 else ''} of {crop}x{crop}", fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+def plot_multicrop_boxes(
+    image,
+    scheme: str = "googlenet144",
+    crop: int = PAPER_CROP,
+    scales: Sequence[int] | int | None = PAPER_SCALES,
+    panel_inches: float = 2.6,
+):
+    """Where the views come from: their boxes drawn on the original image.
+
+    One row per scale and, for ``"googlenet144"``, one column per square (dashed, thick) with its
+    four corner and centre crops (one colour per position).  Mirrored views share their partner's
+    box and are not drawn twice.  Returns the matplotlib Figure.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    img = _as_chw(image)
+    h, w = img.shape[-2:]
+    boxes = [b for b in multicrop_boxes(h, w, scheme, crop, scales) if not b.mirror]
+    rows = list(dict.fromkeys(b.scale for b in boxes))
+    cols = list(dict.fromkeys(b.square for b in boxes))
+    shown = img.float() / 255 if img.dtype == torch.uint8 else img.float()
+    shown = shown.clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+    aspect = w / h
+    fig, axes = plt.subplots(len(rows), len(cols), squeeze=False,
+                             figsize=(max(7.5, panel_inches * aspect * len(cols) + 0.8), panel_inches * len(rows) + 0.9))
+    colours = dict(zip(POSITIONS_144, ("tab:blue", "tab:orange", "tab:green", "tab:red", "magenta", "yellow")))
+    for (r, scale), (c, square) in itertools.product(enumerate(rows), enumerate(cols)):
+        ax = axes[r, c]
+        ax.imshow(shown[..., 0] if shown.shape[-1] == 1 else shown, cmap="gray")
+        for b in boxes:
+            if b.scale != scale or b.square != square:
+                continue
+            whole = b.position == "whole"
+            ax.add_patch(Rectangle((b.ox0, b.oy0), b.ox1 - b.ox0, b.oy1 - b.oy0, fill=False,
+                                   edgecolor=colours[b.position], linewidth=2.5 if whole else 1.2,
+                                   linestyle="--" if whole else "-",
+                                   label=b.position.replace("_", "-") + (" (square)" if whole else "")))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if r == 0 and square is not None:
+            ax.set_title(f"{square} square", fontsize=9)
+        if c == 0:
+            rh, rw = resized_size(h, w, scale)
+            ax.set_ylabel(f"shorter side {scale}\n({rh}x{rw})", fontsize=9)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    fig.suptitle(f"{scheme}: boxes of the {crop}x{crop} views on the original {h}x{w} image "
+                 "(each also mirrored)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig

@@ -476,3 +476,23 @@ def test_cifar_script_without_checkpoints_says_what_to_do(monkeypatch):
     monkeypatch.setattr(pretrained, "available", lambda: [])
     with pytest.raises(SystemExit, match="no googlenet_cifar checkpoints.*Train them on a GPU"):
         bench.main(["--limit", "2", "--no-write"])
+
+
+def test_box_figure_draws_each_square_and_its_crops():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    fig = ev.plot_multicrop_boxes(_image(30, 41), "googlenet144", CROP, SCALES)
+    panels = [ax for ax in fig.axes if ax.images]
+    assert len(panels) == 4 * 3  # scale x square
+    rects = [[p for p in ax.patches if isinstance(p, Rectangle)] for ax in panels]
+    assert all(len(r) == 6 for r in rects)  # 4 corners, centre, whole square
+    # scale 28: 30x41 -> 28 x int(28 * 41 / 30) = 28 x 38; the left square spans x 0..28 there,
+    # i.e. 0 .. 28 * 41 / 38 in the original image, and y 0 .. 30
+    whole = [p for p in rects[0] if p.get_linestyle() == "--"][0]
+    assert whole.get_xy() == pytest.approx((0.0, 0.0))
+    assert (whole.get_width(), whole.get_height()) == (pytest.approx(28 * 41 / 38), pytest.approx(30.0))
+    plt.close(fig)
