@@ -11,6 +11,7 @@ scores them:
 - :func:`topk_accuracy`, :func:`accuracy`   top-1 / top-5
 - :func:`evaluate_multicrop`, :func:`format_table3`   a table shaped like the paper's Table 3
 - :func:`plot_multicrop_views`   all views of one photograph, laid out by scale, square, position
+- :func:`plot_multicrop_boxes`   where those views lie in the photograph
 
 The protocol, made precise (every rule below is what the code does):
 

@@ -496,3 +496,16 @@ def test_box_figure_draws_each_square_and_its_crops():
     assert whole.get_xy() == pytest.approx((0.0, 0.0))
     assert (whole.get_width(), whole.get_height()) == (pytest.approx(28 * 41 / 38), pytest.approx(30.0))
     plt.close(fig)
+
+
+def test_cifar_script_end_to_end_with_stand_in_checkpoints(monkeypatch, tmp_path, course_data):
+    """main(): checkpoints -> real test images -> normalise -> table -> files (tiny stand-in models)."""
+    bench = _load_script("multicrop_cifar")
+    pretrained = pytest.importorskip("course_pkg.pretrained", reason="course_pkg.pretrained not present yet")
+    monkeypatch.setattr(pretrained, "available", lambda: ["googlenet_cifar_a", "googlenet_cifar_b", "lenet5_mnist"])
+    monkeypatch.setattr(pretrained, "load", lambda name, device="cpu": _TinyNet(classes=10, seed=len(name)).to(device))
+    result = bench.main(["--limit", "3", "--device", "cpu", "--out", str(tmp_path)])
+    assert result["models"] == ["googlenet_cifar_a", "googlenet_cifar_b"] and result["images"] == 3
+    md = (tmp_path / "multicrop_cifar.md").read_text()
+    assert result["device"] in md and result["commit"] in md and "--limit 3" in md
+    assert len(json_load(tmp_path / "multicrop_cifar.json")["rows"]) == 12
