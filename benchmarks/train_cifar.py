@@ -20,7 +20,7 @@ commit, torch version and the data copy.  ``--publish`` copies the BN and faithf
 (fp16 state_dict + JSON) into ``course_pkg/pretrained/`` as ``googlenet_cifar_bn`` and
 ``googlenet_cifar_faithful``.
 
-``--quick`` is a plumbing check for the CPU (a few hundred images, one epoch, tiny batches): it
+``--quick`` is a plumbing check for the CPU (32 images, one epoch, batches of 16, one thread): it
 only proves the script runs end to end.  Its numbers are meaningless, it refuses to write into
 ``benchmarks/results/`` and its markdown says so in its first line.
 """
@@ -101,7 +101,7 @@ def markdown(results: dict) -> str:
     env = results["environment"]
     lines = []
     if env["quick"]:
-        lines += ["**PLUMBING CHECK (--quick) — NOT A RESULT.** A few hundred images, one epoch; "
+        lines += ["**PLUMBING CHECK (--quick) — NOT A RESULT.** 32 images, one epoch; "
                   "these numbers mean nothing.", ""]
     lines += [f"# googlenet_cifar on CIFAR-10 ({env['data']})", "",
               f"Device: {env['device_name']} · date: {env['date']} · commit: {env['commit']} · "
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.device:
             cmd += ["--device", args.device]
         if args.quick:
-            cmd += ["--limit", "64", "--batch-size", "32", "--no-progress"]
+            cmd += ["--limit", "32", "--batch-size", "16", "--threads", "1", "--no-progress"]
         print(f"[{name}] course {' '.join(cmd)}", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         status = course(cmd)

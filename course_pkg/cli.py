@@ -159,6 +159,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------
 # course evaluate
 # --------------------------------------------------------------------------------------------
+def evenly_spaced(total: int, limit: int):
+    """``limit`` indices spread evenly over ``range(total)`` (first and last included)."""
+    import numpy as np
+
+    return np.linspace(0, total - 1, min(limit, total)).round().astype(np.int64)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .checkpoint import load_model
     from .train import evaluate_accuracy, pick_device
@@ -177,7 +184,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     dataset = args.data or meta.get("dataset") or default_dataset(meta.get("model", ""))
     t0 = time.perf_counter()
     data = _data()
-    images, labels = data.load_arrays(dataset, "test", args.limit)
+    images, labels = data.load_arrays(dataset, "test")
+    if args.limit is not None and args.limit < len(labels):
+        # Evenly spaced over the split, not its first N images: the CIFAR-10 JPEG copy is sorted
+        # by class, so its first 1,000 test images are all airplanes.
+        keep = evenly_spaced(len(labels), args.limit)
+        images, labels = images[keep], labels[keep]
     loader = data.GpuLoader(images, labels, args.batch_size, dataset=dataset, device=device)
     load_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -268,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--checkpoint", help="a .pt file written by course train / save_checkpoint")
     src.add_argument("--pretrained", help="a shipped checkpoint (see `course pretrained`)")
     e.add_argument("--data", choices=["mnist", "cifar10"], help="default: the one in the checkpoint")
-    e.add_argument("--limit", type=int, help="evaluate on the first N test images only")
+    e.add_argument("--limit", type=int, help="evaluate on N test images spread evenly over the split")
     e.add_argument("--batch-size", type=int, default=500)
     e.add_argument("--device")
     e.add_argument("--threads", type=int, help="CPU threads for torch")
