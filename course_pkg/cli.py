@@ -116,7 +116,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = _data()
     train_loader, test_loader = data.get_loaders(
         dataset, batch_size=recipe["batch_size"], device=device, augment=recipe["augment"],
-        limit=args.limit, seed=args.seed, rank=rank, world_size=world)
+        limit=args.limit, seed=args.seed, rank=rank, world_size=world,
+        channels_last=bool(recipe["channels_last"]) and device.type == "cuda")
     main = rank == 0
     if main:
         print(f"training {args.model} {kwargs or ''} on {dataset} ({len(train_loader)} batches of "

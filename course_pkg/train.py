@@ -106,7 +106,7 @@ def googlenet_loss(
     loss = criterion(outputs.logits, targets)
     for name in ("aux1", "aux2"):
         aux = getattr(outputs, name, None)
-        if aux is not None and aux_weight:
+        if aux is not None:  # kept even at weight 0, so DDP sees every parameter in the graph
             loss = loss + aux_weight * criterion(aux, targets)
     return loss
 
@@ -119,7 +119,9 @@ class History:
     """Per-epoch records: ``epoch, train_loss, train_acc, val_acc, lr, seconds, images_per_s``.
 
     ``history.val_acc`` is the column as a list; ``history.records[-1]`` the last epoch; accuracies
-    are fractions in [0, 1]; ``seconds`` is the training time of the epoch (validation excluded).
+    are fractions in [0, 1]; ``train_loss`` is the loss that was minimised (main + weighted aux
+    heads, with label smoothing) and ``train_acc`` the main head's accuracy on the augmented
+    training batches; ``seconds`` is the training time of the epoch (validation excluded).
     """
 
     records: list[dict[str, Any]] = field(default_factory=list)
@@ -365,6 +367,7 @@ def fit(
     precision: str = "auto",
     channels_last: bool | None = None,
     compile: bool = False,
+    sync_batchnorm: bool = False,
     progress: bool | str = "auto",
     seed: int | None = 0,
     checkpoint_path: str | os.PathLike | None = None,
@@ -386,7 +389,9 @@ def fit(
     Under ``torchrun`` (``WORLD_SIZE > 1``) the model is wrapped in DistributedDataParallel
     (nccl on GPUs, gloo on the CPU); each rank must get its own shard of the data (build the
     loaders with ``rank``/``world_size`` from :func:`distributed_env`). Metrics are all-reduced;
-    only rank 0 prints and writes checkpoints.
+    only rank 0 prints and writes checkpoints.  BatchNorm then normalises each rank's share of the
+    batch with its own statistics (as with gradient accumulation); ``sync_batchnorm=True`` uses
+    the statistics of the global batch instead.
 
     ``checkpoint_path``: after every epoch, the weights (fp16) and metadata (``meta`` + epoch,
     metrics, history) are written there, and the full training state (fp32 weights, optimizer,
@@ -459,6 +464,9 @@ def fit(
         start_epoch = int(state["epoch"])
 
     net: nn.Module = model
+    if world > 1 and sync_batchnorm:
+        # BN statistics over the global batch instead of each rank's share (costs a sync per BN)
+        net = model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if world > 1:
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
