@@ -67,6 +67,10 @@ class Notebook:
         cell.metadata = _meta(self._id("code"), grade=False, solution=False, locked=True)
         self.cells.append(cell)
 
+    def plain(self, text: str) -> None:
+        """An ordinary cell students may edit (e.g. the training run); not graded, not locked."""
+        self.cells.append(nbformat.v4.new_code_cell(_src(text)))
+
     def solution(self, grade_id: str, text: str) -> None:
         cell = nbformat.v4.new_code_cell(_src(text))
         cell.metadata = _meta(grade_id, grade=False, solution=True, locked=False)
@@ -85,7 +89,7 @@ class Notebook:
             "language_info": {"name": "python"},
         }
         for i, cell in enumerate(nb.cells):  # stable ids: the committed files do not churn
-            cell.id = f"{self.name[:2]}-{i:03d}"
+            cell.id = f"a{self.name[:2]}-{i:03d}"
         nbformat.validate(nb)
         path = SOLUTIONS / self.name / f"{self.name}.ipynb"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -385,7 +389,755 @@ def inception_module() -> Notebook:
     return nb
 
 
-BUILDERS = {"02_inception_module": inception_module}
+
+# ============================================================================================
+# 01 — LeNet-5 and AlexNet
+# ============================================================================================
+LENET_CHILDREN = ["c1", "s2", "c3", "s4", "c5", "f6", "output"]
+ALEXNET_CHILDREN = ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]
+
+
+def lenet_alexnet() -> Notebook:
+    nb = Notebook("01_lenet_alexnet")
+    nb.md("""
+        # Assignment 1 — LeNet-5 and AlexNet, layer by layer
+
+        Before GoogLeNet: the two networks it set out to beat in depth and cost.  You will build
+        both, predict every output shape and parameter count by hand, and then see why a 1x1
+        convolution in front of a big one is the idea that made GoogLeNet affordable.
+
+        The self-check cells compare your networks with the course's reference implementations
+        (`course_pkg.models`) layer by layer and say what differs.  Use the layer names given
+        below; do not import the course's own classes.
+    """)
+    setup_cell(nb)
+
+    nb.md("""
+        ## 1. LeNet-5 (LeCun et al., 1998), the modern way
+
+        The layout of the paper's section II.B with today's usual simplifications: ReLU instead
+        of the scaled tanh, 2x2 max pooling instead of trainable subsampling, a C3 connected to
+        all six maps of S2, and a linear output layer.  Input: one 32x32 grey image.
+
+        | name | layer |
+        |---|---|
+        | `c1` | 6 filters 5x5 |
+        | `s2` | max pool 2x2, stride 2 |
+        | `c3` | 16 filters 5x5 |
+        | `s4` | max pool 2x2, stride 2 |
+        | `c5` | 120 filters 5x5 |
+        | `f6` | linear, 84 units |
+        | `output` | linear, `num_classes` units |
+
+        ReLU after `c1`, `c3`, `c5` and `f6`.
+    """)
+    nb.solution("lenet5", """
+        class LeNet5(nn.Module):
+            def __init__(self, num_classes: int = 10) -> None:
+                super().__init__()
+                ### BEGIN SOLUTION
+                self.c1 = nn.Conv2d(1, 6, kernel_size=5)
+                self.s2 = nn.MaxPool2d(2)
+                self.c3 = nn.Conv2d(6, 16, kernel_size=5)
+                self.s4 = nn.MaxPool2d(2)
+                self.c5 = nn.Conv2d(16, 120, kernel_size=5)
+                self.f6 = nn.Linear(120, 84)
+                self.output = nn.Linear(84, num_classes)
+                self.act = nn.ReLU()
+                ### END SOLUTION
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                ### BEGIN SOLUTION
+                x = self.s2(self.act(self.c1(x)))
+                x = self.s4(self.act(self.c3(x)))
+                x = self.act(self.c5(x))
+                x = self.act(self.f6(torch.flatten(x, 1)))
+                return self.output(x)
+                ### END SOLUTION
+    """)
+    nb.code(f"""
+        # Self-check (not graded): your LeNet5 against course_pkg's "lenet5" (variant="modern").
+        checks.self_check_model(LeNet5(), "lenet5", (1, 32, 32), children={LENET_CHILDREN!r},
+                                variant="modern")
+    """)
+    nb.test("test_lenet5", 3, f"""
+        out = LeNet5()(torch.zeros(2, 1, 32, 32))
+        assert out.shape == (2, 10), f"output shape {{tuple(out.shape)}}, expected (2, 10)"
+        ### BEGIN HIDDEN TESTS
+        from course_pkg.models import create as _create
+        checks.fail_on(checks.diagnose_model(LeNet5(), _create("lenet5", variant="modern"), (1, 32, 32),
+                                             name="LeNet5", children={LENET_CHILDREN!r}), "LeNet5")
+        ### END HIDDEN TESTS
+    """)
+    nb.md("""
+        ### By hand
+
+        For one 32x32 input, give the output shape `(channels, height, width)` of `c1`, `s2`,
+        `c3`, `s4` and `c5`, and the number of parameters (weights and biases) of `c1`, `c3`,
+        `c5`, `f6` and `output` (10 classes).  Whole numbers, not code that counts.
+    """)
+    nb.solution("lenet_by_hand", """
+        # lenet_shapes = {"c1": (c, h, w), "s2": ..., "c3": ..., "s4": ..., "c5": ...}
+        # lenet_params = {"c1": ..., "c3": ..., "c5": ..., "f6": ..., "output": ...}
+        ### BEGIN SOLUTION
+        lenet_shapes = {"c1": (6, 28, 28), "s2": (6, 14, 14), "c3": (16, 10, 10), "s4": (16, 5, 5),
+                        "c5": (120, 1, 1)}
+        lenet_params = {"c1": 5 * 5 * 6 + 6, "c3": 5 * 5 * 6 * 16 + 16, "c5": 5 * 5 * 16 * 120 + 120,
+                        "f6": 120 * 84 + 84, "output": 84 * 10 + 10}
+        ### END SOLUTION
+    """)
+    nb.code("""
+        checks.self_check_answers(lenet_params, ["c1", "c3", "c5", "f6", "output"], "lenet_params")
+    """)
+    nb.test("test_lenet_by_hand", 2, """
+        ### BEGIN HIDDEN TESTS
+        from course_pkg.models import create as _create
+        from course_pkg.profile import count_params as _params
+        _ref = _create("lenet5", variant="modern").eval()
+        _shapes = {}
+        _hooks = [getattr(_ref, _n).register_forward_hook(
+                      lambda _m, _i, _o, _n=_n: _shapes.__setitem__(_n, tuple(_o.shape[1:])))
+                  for _n in ("c1", "s2", "c3", "s4", "c5")]
+        with torch.no_grad():
+            _ref(torch.zeros(1, 1, 32, 32))
+        for _h in _hooks:
+            _h.remove()
+        _expected = {_n: _params(getattr(_ref, _n)) for _n in ("c1", "c3", "c5", "f6", "output")}
+
+        def _hint(key, got, expected):
+            layer = getattr(_ref, key)
+            if got == expected - layer.bias.numel():
+                return "the biases are missing (one per output channel or unit)"
+            return None
+
+        _findings = checks.diagnose_answers({k: tuple(v) if isinstance(v, (list, tuple)) else v
+                                            for k, v in lenet_shapes.items()},
+                                           _shapes, "lenet_shapes")
+        _findings += checks.diagnose_answers(lenet_params, _expected, "lenet_params", _hint)
+        checks.fail_on(_findings, "LeNet-5 by hand")
+        ### END HIDDEN TESTS
+    """)
+
+    nb.md("""
+        ## 2. AlexNet (Krizhevsky et al., 2012), on one GPU
+
+        Input 3x227x227 (the paper says 224, but only 227 gives its 55x55 maps).  ReLU after
+        every convolution and hidden linear layer; local response normalisation
+        (`nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2)`) after the ReLUs of `conv1` and
+        `conv2`; max pools 3x3 with stride 2 after `conv1`, `conv2` and `conv5`; dropout 0.5
+        before `fc7` and `fc8`.  No two-GPU split here (`groups=1`).
+
+        | name | layer |
+        |---|---|
+        | `conv1` | 96 filters 11x11, stride 4 |
+        | `conv2` | 256 filters 5x5, padding 2 |
+        | `conv3` | 384 filters 3x3, padding 1 |
+        | `conv4` | 384 filters 3x3, padding 1 |
+        | `conv5` | 256 filters 3x3, padding 1 |
+        | `fc6`, `fc7` | linear, 4096 units |
+        | `fc8` | linear, `num_classes` units |
+    """)
+    nb.solution("alexnet", """
+        class AlexNet(nn.Module):
+            def __init__(self, num_classes: int = 1000) -> None:
+                super().__init__()
+                ### BEGIN SOLUTION
+                self.conv1 = nn.Conv2d(3, 96, kernel_size=11, stride=4)
+                self.conv2 = nn.Conv2d(96, 256, kernel_size=5, padding=2)
+                self.conv3 = nn.Conv2d(256, 384, kernel_size=3, padding=1)
+                self.conv4 = nn.Conv2d(384, 384, kernel_size=3, padding=1)
+                self.conv5 = nn.Conv2d(384, 256, kernel_size=3, padding=1)
+                self.fc6 = nn.Linear(256 * 6 * 6, 4096)
+                self.fc7 = nn.Linear(4096, 4096)
+                self.fc8 = nn.Linear(4096, num_classes)
+                self.pool = nn.MaxPool2d(3, stride=2)
+                self.lrn = nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)
+                self.relu = nn.ReLU()
+                self.dropout = nn.Dropout(0.5)
+                ### END SOLUTION
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                ### BEGIN SOLUTION
+                x = self.pool(self.lrn(self.relu(self.conv1(x))))
+                x = self.pool(self.lrn(self.relu(self.conv2(x))))
+                x = self.relu(self.conv3(x))
+                x = self.relu(self.conv4(x))
+                x = self.pool(self.relu(self.conv5(x)))
+                x = self.dropout(self.relu(self.fc6(torch.flatten(x, 1))))
+                x = self.dropout(self.relu(self.fc7(x)))
+                return self.fc8(x)
+                ### END SOLUTION
+    """)
+    nb.code(f"""
+        # Self-check (not graded): your AlexNet against course_pkg's "alexnet" (groups=1).
+        checks.self_check_model(AlexNet(), "alexnet", (3, 227, 227), children={ALEXNET_CHILDREN!r})
+    """)
+    nb.test("test_alexnet", 3, f"""
+        ### BEGIN HIDDEN TESTS
+        from course_pkg.models import create as _create
+        checks.fail_on(checks.diagnose_model(AlexNet(), _create("alexnet"), (3, 227, 227), name="AlexNet",
+                                             children={ALEXNET_CHILDREN!r}), "AlexNet")
+        ### END HIDDEN TESTS
+    """)
+    nb.md("""
+        ### Where are AlexNet's parameters?
+
+        Give the fraction of all parameters of your one-GPU AlexNet (1000 classes) that sit in
+        the three linear layers, as a number between 0 and 1 (three decimals are enough), and the
+        output shape of `conv1`.
+    """)
+    nb.solution("alexnet_by_hand", """
+        ### BEGIN SOLUTION
+        _conv = (11 * 11 * 3 * 96 + 96) + (5 * 5 * 96 * 256 + 256) + (3 * 3 * 256 * 384 + 384) \\
+            + (3 * 3 * 384 * 384 + 384) + (3 * 3 * 384 * 256 + 256)
+        _fc = (9216 * 4096 + 4096) + (4096 * 4096 + 4096) + (4096 * 1000 + 1000)
+        alexnet_fc_fraction = _fc / (_fc + _conv)
+        alexnet_conv1_shape = (96, 55, 55)
+        ### END SOLUTION
+    """)
+    nb.test("test_alexnet_by_hand", 2, """
+        ### BEGIN HIDDEN TESTS
+        from course_pkg.models import create as _create
+        from course_pkg.models.alexnet import param_split as _split
+        _expected = _split(_create("alexnet"))["fc_fraction"]
+        checks.require(isinstance(alexnet_fc_fraction, (int, float)) and 0 <= alexnet_fc_fraction <= 1,
+                       f"alexnet_fc_fraction should be a number between 0 and 1, got {alexnet_fc_fraction!r}")
+        checks.require(abs(alexnet_fc_fraction - _expected) < 5e-4,
+                       f"alexnet_fc_fraction = {alexnet_fc_fraction:.4f} is wrong: count the weights and "
+                       "biases of conv1-conv5 and fc6-fc8 (fc6 sees 256 x 6 x 6 inputs)")
+        checks.require(tuple(alexnet_conv1_shape) == (96, 55, 55),
+                       f"alexnet_conv1_shape = {alexnet_conv1_shape!r} is wrong: (227 - 11) / 4 + 1 positions "
+                       "per side, one map per filter")
+        ### END HIDDEN TESTS
+    """)
+
+    nb.md("""
+        ## 3. The 1x1 bottleneck
+
+        Inception 3a's 5x5 branch sees a 28x28x192 input and produces 32 maps.  Directly, a 5x5
+        convolution 192→32 costs a lot; GoogLeNet first reduces to 16 channels with a 1x1
+        convolution.  Give the parameters (with biases) and multiply-adds for one image of both
+        options (no padding issues: assume "same" padding, 28x28 outputs).
+    """)
+    nb.solution("bottleneck", """
+        # bottleneck = {"direct_params": ..., "direct_macs": ..., "reduced_params": ..., "reduced_macs": ...}
+        ### BEGIN SOLUTION
+        bottleneck = {
+            "direct_params": 5 * 5 * 192 * 32 + 32,
+            "direct_macs": 28 * 28 * 5 * 5 * 192 * 32,
+            "reduced_params": (192 * 16 + 16) + (5 * 5 * 16 * 32 + 32),
+            "reduced_macs": 28 * 28 * (192 * 16 + 5 * 5 * 16 * 32),
+        }
+        ### END SOLUTION
+        print(f"the reduction saves {1 - bottleneck['reduced_macs'] / bottleneck['direct_macs']:.0%} of the multiply-adds")
+    """)
+    nb.test("test_bottleneck", 2, """
+        ### BEGIN HIDDEN TESTS
+        from course_pkg.profile import count_macs as _macs, count_params as _params
+        _direct = nn.Conv2d(192, 32, 5, padding=2)
+        _reduced = nn.Sequential(nn.Conv2d(192, 16, 1), nn.Conv2d(16, 32, 5, padding=2))
+        _expected = {"direct_params": _params(_direct), "direct_macs": _macs(_direct, (192, 28, 28)),
+                     "reduced_params": _params(_reduced), "reduced_macs": _macs(_reduced, (192, 28, 28))}
+
+        def _hint(key, got, expected):
+            if key.endswith("_macs") and got * 28 * 28 == expected:
+                return "that is per output position; there are 28 x 28 of them"
+            if key.endswith("_params") and got > expected:
+                return "parameters do not depend on the 28 x 28 map size"
+            return None
+
+        checks.fail_on(checks.diagnose_answers(bottleneck, _expected, "bottleneck", _hint), "1x1 bottleneck")
+        ### END HIDDEN TESTS
+    """)
+    return nb
+
+# ============================================================================================
+# 03 — GoogLeNet with its auxiliary classifiers, trained on CIFAR-10
+# ============================================================================================
+GOOGLENET_CHILDREN = ["conv1", "conv2", "conv3", "inception3a", "inception3b", "inception4a", "inception4b",
+                      "inception4c", "inception4d", "inception4e", "inception5a", "inception5b", "fc",
+                      "aux1", "aux2"]
+
+
+def googlenet_aux() -> Notebook:
+    nb = Notebook("03_googlenet_aux")
+    nb.md("""
+        # Assignment 3 — GoogLeNet, its auxiliary classifiers, and a trained network
+
+        *Going Deeper with Convolutions*, section 5, Table 1 and Figure 3.
+
+        1. Build the auxiliary classifier and the whole GoogLeNet as published (224x224 input,
+           true 5x5 convolutions, LRN, two auxiliary heads on inception 4a and 4d).
+        2. Write the training loss: the main loss plus **0.3 x** each auxiliary loss; the heads
+           are used in training only.
+        3. Adapt the network to 32x32 CIFAR-10 images, train it **on a GPU** (Colab: Runtime →
+           Change runtime type → GPU; about 15-20 minutes on a T4) and submit the checkpoint
+           `googlenet_cifar.pt` together with this notebook.  The grader does not train: it loads
+           your checkpoint into *your* network and measures its accuracy on CIFAR-10 test images.
+
+        You may use the course's inception module (`course_pkg.models.inception.Inception`) and
+        `BasicConv2d` (assignment 2 was about those), but write `InceptionAux` and `GoogLeNet`
+        yourself, with the layer names below (they are torchvision's names too).
+    """)
+    setup_cell(nb, "import torch.nn.functional as F\n"
+                   "        from course_pkg.models.inception import Inception\n"
+                   "        from course_pkg.models.layers import BasicConv2d")
+
+    nb.md("""
+        ## 1. The auxiliary classifier
+
+        `InceptionAux(in_channels, num_classes, pool=None)`: average pool 5x5 with stride 3
+        (`pool`, when given, replaces it), a 1x1 convolution with 128 filters + ReLU (`conv`),
+        a linear layer to 1024 units + ReLU (`fc1`), dropout 70%, a linear layer to the classes
+        (`fc2`).  On the 14x14 maps of 4a and 4d the pool gives 4x4, so `fc1` sees 128·4·4 inputs.
+    """)
+    nb.solution("inception_aux", """
+        class InceptionAux(nn.Module):
+            def __init__(self, in_channels: int, num_classes: int, pool: nn.Module | None = None) -> None:
+                super().__init__()
+                ### BEGIN SOLUTION
+                self.pool = pool if pool is not None else nn.AvgPool2d(5, stride=3)
+                self.conv = BasicConv2d(in_channels, 128, 1)
+                self.fc1 = nn.Linear(128 * 4 * 4, 1024)
+                self.relu = nn.ReLU(inplace=True)
+                self.dropout = nn.Dropout(0.7)
+                self.fc2 = nn.Linear(1024, num_classes)
+                ### END SOLUTION
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                ### BEGIN SOLUTION
+                x = self.conv(self.pool(x))
+                x = self.relu(self.fc1(torch.flatten(x, 1)))
+                return self.fc2(self.dropout(x))
+                ### END SOLUTION
+    """)
+    nb.test("test_inception_aux", 2, """
+        aux = InceptionAux(512, 1000)
+        out = aux(torch.randn(2, 512, 14, 14))
+        assert out.shape == (2, 1000), f"output shape {tuple(out.shape)}, expected (2, 1000)"
+        ### BEGIN HIDDEN TESTS
+        from course_pkg.models.inception import InceptionAux as _Reference
+        for _cin in (512, 528):
+            _findings = checks.diagnose_model(InceptionAux(_cin, 1000), _Reference(_cin, 1000), (_cin, 14, 14),
+                                              name=f"InceptionAux({_cin}, 1000)")
+            checks.fail_on(_findings, f"auxiliary classifier on {_cin} channels")
+        ### END HIDDEN TESTS
+    """)
+
+    nb.md("""
+        ## 2. GoogLeNet (Table 1)
+
+        `GoogLeNet(num_classes=1000, aux_logits=True, cifar=False)` with these submodules:
+
+        | name | layer (224x224 input) |
+        |---|---|
+        | `conv1` | 7x7/2 convolution, 64 filters, padding 3 (+ ReLU) |
+        | `maxpool1`, `lrn1` | max pool 3x3/2 (`ceil_mode=True`), LRN |
+        | `conv2`, `conv3` | 1x1 convolution 64, then 3x3 convolution 192 (padding 1) |
+        | `lrn2`, `maxpool2` | LRN, max pool 3x3/2 (`ceil_mode=True`) |
+        | `inception3a`, `inception3b`, `maxpool3` | Table 1 filters; max pool 3x3/2 |
+        | `inception4a` … `inception4e`, `maxpool4` | |
+        | `inception5a`, `inception5b` | |
+        | `avgpool`, `dropout`, `fc` | global average pool, dropout 40%, linear 1024 → classes |
+        | `aux1`, `aux2` | `InceptionAux` on the outputs of 4a and 4d (only if `aux_logits`) |
+
+        LRN: `nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1)`.  In **training mode** (and
+        with `aux_logits`) `forward` returns the tuple `(logits, aux1, aux2)`; in **eval mode**
+        just the logits — the auxiliary heads are not even computed.
+
+        With `cifar=True` (32x32 input) only the stem changes: `conv1` becomes a 3x3 convolution
+        (64 filters, padding 1), `maxpool1` stays (32 → 16), `maxpool2` is dropped
+        (`nn.Identity()`), and the auxiliary heads pool with `nn.AdaptiveAvgPool2d(4)`.
+        Use He initialisation for every convolution and linear layer
+        (`nn.init.kaiming_normal_(w, mode="fan_in", nonlinearity="relu")`, biases 0): without
+        batch norm this network does not train from PyTorch's default initialisation.
+    """)
+    nb.solution("googlenet", """
+        FILTERS = {  # Table 1: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj
+            "3a": (64, 96, 128, 16, 32, 32), "3b": (128, 128, 192, 32, 96, 64),
+            "4a": (192, 96, 208, 16, 48, 64), "4b": (160, 112, 224, 24, 64, 64),
+            "4c": (128, 128, 256, 24, 64, 64), "4d": (112, 144, 288, 32, 64, 64),
+            "4e": (256, 160, 320, 32, 128, 128), "5a": (256, 160, 320, 32, 128, 128),
+            "5b": (384, 192, 384, 48, 128, 128),
+        }
+
+
+        class GoogLeNet(nn.Module):
+            def __init__(self, num_classes: int = 1000, aux_logits: bool = True, cifar: bool = False) -> None:
+                super().__init__()
+                self.aux_logits = aux_logits
+                ### BEGIN SOLUTION
+                if cifar:
+                    self.conv1 = BasicConv2d(3, 64, 3, padding=1)
+                else:
+                    self.conv1 = BasicConv2d(3, 64, 7, stride=2, padding=3)
+                self.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+                self.lrn1 = nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
+                self.conv2 = BasicConv2d(64, 64, 1)
+                self.conv3 = BasicConv2d(64, 192, 3, padding=1)
+                self.lrn2 = nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
+                self.maxpool2 = nn.Identity() if cifar else nn.MaxPool2d(3, stride=2, ceil_mode=True)
+                modules, in_channels = {}, 192
+                for name, filters in FILTERS.items():
+                    modules[name] = Inception(in_channels, *filters)
+                    in_channels = modules[name].out_channels
+                self.inception3a, self.inception3b = modules["3a"], modules["3b"]
+                self.maxpool3 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+                self.inception4a, self.inception4b = modules["4a"], modules["4b"]
+                self.inception4c, self.inception4d = modules["4c"], modules["4d"]
+                self.inception4e = modules["4e"]
+                self.maxpool4 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+                self.inception5a, self.inception5b = modules["5a"], modules["5b"]
+                self.avgpool = nn.AdaptiveAvgPool2d(1)
+                self.dropout = nn.Dropout(0.4)
+                self.fc = nn.Linear(1024, num_classes)
+                if aux_logits:
+                    pool = (lambda: nn.AdaptiveAvgPool2d(4)) if cifar else (lambda: None)
+                    self.aux1 = InceptionAux(512, num_classes, pool())
+                    self.aux2 = InceptionAux(528, num_classes, pool())
+                else:
+                    self.aux1 = self.aux2 = None
+                for m in self.modules():
+                    if isinstance(m, (nn.Conv2d, nn.Linear)):
+                        nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+                        nn.init.zeros_(m.bias)
+                ### END SOLUTION
+
+            def forward(self, x: torch.Tensor):
+                ### BEGIN SOLUTION
+                x = self.lrn1(self.maxpool1(self.conv1(x)))
+                x = self.maxpool2(self.lrn2(self.conv3(self.conv2(x))))
+                x = self.maxpool3(self.inception3b(self.inception3a(x)))
+                x = self.inception4a(x)
+                aux1 = self.aux1(x) if self.aux_logits and self.training else None
+                x = self.inception4d(self.inception4c(self.inception4b(x)))
+                aux2 = self.aux2(x) if self.aux_logits and self.training else None
+                x = self.maxpool4(self.inception4e(x))
+                x = self.inception5b(self.inception5a(x))
+                x = self.fc(self.dropout(torch.flatten(self.avgpool(x), 1)))
+                if aux1 is not None:
+                    return x, aux1, aux2
+                return x
+                ### END SOLUTION
+    """)
+    nb.code(f"""
+        # Self-check (not graded): the paper's network (1000 classes, 224x224) and the CIFAR version.
+        checks.self_check_model(GoogLeNet(), "googlenet", (3, 224, 224), children={GOOGLENET_CHILDREN!r})
+        checks.self_check_model(GoogLeNet(num_classes=10, cifar=True), "googlenet_cifar", (3, 32, 32),
+                                children={GOOGLENET_CHILDREN!r}, stem="16")
+    """)
+    nb.test("test_googlenet_params", 3, f"""
+        # Parameters of every module of the paper's network, the auxiliary heads included.
+        ### BEGIN HIDDEN TESTS
+        from course_pkg.models import create as _create
+        _findings = checks.diagnose_model(GoogLeNet(), _create("googlenet", init="pytorch"), (3, 224, 224),
+                                          name="GoogLeNet", children={GOOGLENET_CHILDREN!r})
+        checks.fail_on([_f for _f in _findings if _f.kind in ("params", "structure", "total")], "GoogLeNet parameters")
+        ### END HIDDEN TESTS
+    """)
+    nb.test("test_googlenet_shapes", 2, f"""
+        # Output shapes of every module at 224x224 (the ceil-mode pools give 56, 28, 14, 7).
+        ### BEGIN HIDDEN TESTS
+        from course_pkg.models import create as _create
+        _findings = checks.diagnose_model(GoogLeNet(), _create("googlenet", init="pytorch"), (3, 224, 224),
+                                          name="GoogLeNet", children={GOOGLENET_CHILDREN!r})
+        checks.fail_on([_f for _f in _findings if _f.kind == "shape"], "GoogLeNet shapes")
+        ### END HIDDEN TESTS
+    """)
+    nb.test("test_aux_outputs", 2, """
+        # Training mode: (logits, aux1, aux2); eval mode: logits only (CIFAR version, 32x32 input).
+        net = GoogLeNet(num_classes=10, cifar=True)
+        net.train()
+        out = net(torch.randn(2, 3, 32, 32))
+        assert isinstance(out, tuple) and len(out) == 3, "in training mode forward must return (logits, aux1, aux2)"
+        assert all(o.shape == (2, 10) for o in out), f"shapes {[tuple(o.shape) for o in out]}, expected (2, 10) each"
+        net.eval()
+        out = net(torch.randn(2, 3, 32, 32))
+        assert isinstance(out, torch.Tensor) and out.shape == (2, 10), "in eval mode forward must return the logits only"
+        ### BEGIN HIDDEN TESTS
+        net = GoogLeNet(num_classes=10, aux_logits=False, cifar=True).train()
+        checks.require(isinstance(net(torch.randn(2, 3, 32, 32)), torch.Tensor),
+                       "with aux_logits=False, forward must return the logits only, also in training mode")
+        ### END HIDDEN TESTS
+    """)
+    nb.test("test_cifar_model", 2, f"""
+        ### BEGIN HIDDEN TESTS
+        from course_pkg.models import create as _create
+        _findings = checks.diagnose_model(GoogLeNet(num_classes=10, cifar=True), _create("googlenet_cifar", stem="16"),
+                                          (3, 32, 32), name="GoogLeNet(cifar=True)", children={GOOGLENET_CHILDREN!r})
+        checks.fail_on(_findings, "CIFAR adaptation")
+        ### END HIDDEN TESTS
+    """)
+
+    nb.md("""
+        ## 3. The training loss
+
+        `googlenet_loss(outputs, targets)`: for a tuple `(logits, aux1, aux2)` the cross-entropy
+        of the main head plus 0.3 times the cross-entropy of each auxiliary head (section 5);
+        for a plain tensor (eval mode, or `aux_logits=False`) just the cross-entropy.
+    """)
+    nb.solution("googlenet_loss", """
+        def googlenet_loss(outputs, targets: torch.Tensor) -> torch.Tensor:
+            ### BEGIN SOLUTION
+            if isinstance(outputs, torch.Tensor):
+                return F.cross_entropy(outputs, targets)
+            logits, aux1, aux2 = outputs
+            return F.cross_entropy(logits, targets) + 0.3 * (F.cross_entropy(aux1, targets)
+                                                             + F.cross_entropy(aux2, targets))
+            ### END SOLUTION
+    """)
+    nb.test("test_googlenet_loss", 2, """
+        ### BEGIN HIDDEN TESTS
+        _g = torch.Generator().manual_seed(3)
+        _logits, _a1, _a2 = (torch.randn(8, 10, generator=_g) for _ in range(3))
+        _y = torch.randint(0, 10, (8,), generator=_g)
+        _main, _l1, _l2 = (F.cross_entropy(t, _y) for t in (_logits, _a1, _a2))
+        _got = float(googlenet_loss((_logits, _a1, _a2), _y))
+        _want = float(_main + 0.3 * (_l1 + _l2))
+        _weight = (_got - float(_main)) / float(_l1 + _l2)
+        checks.require(abs(_got - _want) < 1e-4,
+                       f"googlenet_loss((logits, aux1, aux2), y) = {_got:.4f}; it behaves like main + {_weight:.3g} x "
+                       "(aux1 + aux2): the paper weighs each auxiliary loss by 0.3 and adds it to the main loss")
+        _plain = float(googlenet_loss(_logits, _y))
+        checks.require(abs(_plain - float(_main)) < 1e-4,
+                       "for a plain logits tensor (eval mode) the loss must be the cross-entropy of the logits alone")
+        ### END HIDDEN TESTS
+    """)
+
+    nb.md("""
+        ## 4. Train on CIFAR-10 (GPU) and save the checkpoint
+
+        Run this in Colab with a GPU.  It uses the course's training loop
+        (`course_pkg.train.fit`: SGD with Nesterov momentum, one-cycle learning rate, mixed
+        precision) with your `GoogLeNet` and your `googlenet_loss`'s weighting (0.3).  When the
+        grader runs this notebook the cell is skipped and your submitted `googlenet_cifar.pt` is
+        used instead.  Keep the file name; submit it next to the notebook.
+    """)
+    nb.plain("""
+        import os
+        from pathlib import Path
+
+        CHECKPOINT = Path("googlenet_cifar.pt")
+        EPOCHS = 30
+
+        if os.environ.get("NBGRADER_EXECUTION"):
+            print("autograding: training skipped; the submitted checkpoint is graded")
+        elif CHECKPOINT.exists():
+            print(f"{CHECKPOINT} exists: delete it to train again")
+        elif not torch.cuda.is_available():
+            print("No GPU here: training would take days on a CPU.  In Colab choose Runtime -> "
+                  "Change runtime type -> GPU, then run this cell again.")
+        else:
+            from course_pkg.data import get_loaders
+            from course_pkg.train import fit
+
+            model = GoogLeNet(num_classes=10, cifar=True)
+            train_loader, test_loader = get_loaders("cifar10", batch_size=256, device="cuda")
+            history = fit(model, train_loader, epochs=EPOCHS, val_loader=test_loader, lr=0.1,
+                          label_smoothing=0.1, aux_weight=0.3)
+            torch.save(model.state_dict(), CHECKPOINT)
+            print(f"saved {CHECKPOINT}")
+    """)
+    nb.code("""
+        # Self-check (not graded): does the checkpoint load into your network, and how good is it?
+        checks.self_check_checkpoint(GoogLeNet(num_classes=10, cifar=True), "googlenet_cifar.pt")
+    """)
+    nb.test("test_checkpoint_loads", 2, """
+        # The checkpoint loads (weights_only=True) into your own CIFAR GoogLeNet.
+        model = GoogLeNet(num_classes=10, cifar=True)
+        checks.load_student_checkpoint(model, "googlenet_cifar.pt")
+    """)
+    nb.test("test_accuracy", 6, """
+        # Accuracy of your checkpoint on CIFAR-10 test images chosen by the grader.
+        ### BEGIN HIDDEN TESTS
+        _model = GoogLeNet(num_classes=10, cifar=True)
+        try:
+            checks.load_student_checkpoint(_model, "googlenet_cifar.pt")
+        except checks.CheckFailed as _err:
+            raise checks.CheckFailed(f"no accuracy without a checkpoint: {_err}") from None
+        _acc = checks.subset_accuracy(_model, n=250, seed=20150607)
+        _fraction = next((_f for _t, _f in ((0.80, 1.0), (0.70, 0.75), (0.55, 0.5), (0.40, 0.25)) if _acc >= _t), 0.0)
+        print(f"accuracy on the grader's 250 CIFAR-10 test images: {_acc:.1%} -> {_fraction:.0%} of the points")
+        checks.partial_credit(_fraction, 6)
+        ### END HIDDEN TESTS
+    """)
+    return nb
+
+
+# ============================================================================================
+# 04 — multi-crop evaluation
+# ============================================================================================
+def multicrop() -> Notebook:
+    nb = Notebook("04_multicrop")
+    nb.md("""
+        # Assignment 4 — Multi-crop evaluation (section 7, Table 3)
+
+        GoogLeNet's winning entry classified every image from **144 views** and averaged the
+        softmax probabilities.  You will write the 10-crop and the 144-crop views and the
+        averaging, then measure what they gain on your CIFAR network from assignment 3.
+
+        The exact protocol (the course's `course_pkg.evaluate` follows it; the graded tests
+        compare your views with it pixel for pixel):
+
+        - **resize** so the shorter side is `s`: `F.interpolate(x, size, mode="bilinear",
+          antialias=True, align_corners=False)`; the longer side becomes `int(s * long / short)`;
+          skip the resize when the size does not change;
+        - **centre offset** of a window `c` in a side `L`: `int(round((L - c) / 2))`;
+        - **10 crops** (`ten_crop`): top-left, top-right, bottom-left, bottom-right, centre, then
+          the same five from the horizontally mirrored image (`torch.flip(x, [-1])`);
+        - **144 crops** (`views_144`): for each scale `s`: resize; three `s x s` squares (left,
+          centre, right; top, centre, bottom for portrait images); from each square the 4 corner
+          crops, the centre crop and the whole square resized to `crop x crop`; each followed by
+          its mirror.  Order: scale, square, position (top-left, top-right, bottom-left,
+          bottom-right, centre, whole), mirror — the last varying fastest.
+    """)
+    setup_cell(nb, "import torch.nn.functional as F")
+    nb.md("""
+        ## 1. Ten crops
+
+        `ten_crop(image, crop)`: `image` is `[C, H, W]` (float); return `[10, C, crop, crop]`.
+    """)
+    nb.solution("ten_crop", """
+        def ten_crop(image: torch.Tensor, crop: int) -> torch.Tensor:
+            ### BEGIN SOLUTION
+            def five(x):
+                h, w = x.shape[-2:]
+                top, left = int(round((h - crop) / 2)), int(round((w - crop) / 2))
+                origins = [(0, 0), (0, w - crop), (h - crop, 0), (h - crop, w - crop), (top, left)]
+                return [x[..., r:r + crop, c:c + crop] for r, c in origins]
+
+            return torch.stack(five(image) + five(torch.flip(image, [-1])))
+            ### END SOLUTION
+    """)
+    nb.test("test_ten_crop", 3, """
+        views = ten_crop(torch.rand(3, 40, 48), 32)
+        assert views.shape == (10, 3, 32, 32), f"shape {tuple(views.shape)}, expected (10, 3, 32, 32)"
+        ### BEGIN HIDDEN TESTS
+        from course_pkg.evaluate import multicrop_views as _views
+        _g = torch.Generator().manual_seed(7)
+        for _h, _w, _c in ((40, 48, 32), (51, 37, 24), (33, 33, 33)):
+            _img = torch.rand(3, _h, _w, generator=_g)
+            _ref, _ = _views(_img, "ten", crop=_c, scales=None)
+            checks.fail_on(checks.diagnose_views(ten_crop(_img, _c), _ref, "ten"), f"ten_crop on a {_h}x{_w} image")
+        ### END HIDDEN TESTS
+    """)
+    nb.md("""
+        ## 2. The paper's 144 crops
+
+        `views_144(image, scales, crop)`: `[len(scales) * 36, C, crop, crop]`.
+    """)
+    nb.solution("views_144", """
+        def views_144(image: torch.Tensor, scales=(256, 288, 320, 352), crop: int = 224) -> torch.Tensor:
+            ### BEGIN SOLUTION
+            out = []
+            for s in scales:
+                h, w = image.shape[-2:]
+                size = (s, int(s * w / h)) if h <= w else (int(s * h / w), s)
+                x = image if size == (h, w) else F.interpolate(
+                    image[None], size=size, mode="bilinear", antialias=True, align_corners=False)[0]
+                h, w = x.shape[-2:]
+                if w >= h:
+                    starts = [(0, 0), (0, int(round((w - h) / 2))), (0, w - h)]
+                else:
+                    starts = [(0, 0), (int(round((h - w) / 2)), 0), (h - w, 0)]
+                side = min(h, w)
+                for r0, c0 in starts:
+                    square = x[..., r0:r0 + side, c0:c0 + side]
+                    mid = int(round((side - crop) / 2))
+                    origins = [(0, 0), (0, side - crop), (side - crop, 0), (side - crop, side - crop), (mid, mid)]
+                    crops = [square[..., r:r + crop, c:c + crop] for r, c in origins]
+                    whole = square if side == crop else F.interpolate(
+                        square[None], size=(crop, crop), mode="bilinear", antialias=True, align_corners=False)[0]
+                    for v in crops + [whole]:
+                        out += [v, torch.flip(v, [-1])]
+            return torch.stack(out)
+            ### END SOLUTION
+    """)
+    nb.test("test_views_144", 4, """
+        views = views_144(torch.rand(3, 40, 50), scales=(40, 48, 56, 64), crop=32)
+        assert views.shape == (144, 3, 32, 32), f"shape {tuple(views.shape)}, expected (144, 3, 32, 32)"
+        ### BEGIN HIDDEN TESTS
+        from course_pkg.evaluate import multicrop_views as _views
+        _g = torch.Generator().manual_seed(11)
+        for _h, _w, _scales, _c in ((40, 50, (40, 48, 56, 64), 32), (45, 30, (36, 44), 28), (32, 32, (32, 40), 24)):
+            _img = torch.rand(3, _h, _w, generator=_g)
+            _ref, _ = _views(_img, "googlenet144", crop=_c, scales=_scales)
+            checks.fail_on(checks.diagnose_views(views_144(_img, _scales, _c), _ref, "googlenet144"),
+                           f"views_144 on a {_h}x{_w} image, scales {_scales}")
+        ### END HIDDEN TESTS
+    """)
+    nb.md("""
+        ## 3. Averaging
+
+        `average_softmax(logits)`: `logits` is `[V, classes]` (one row per view); return the
+        class probabilities `[classes]` the paper uses: the mean over views of the softmax.
+    """)
+    nb.solution("average_softmax", """
+        def average_softmax(logits: torch.Tensor) -> torch.Tensor:
+            ### BEGIN SOLUTION
+            return logits.softmax(-1).mean(0)
+            ### END SOLUTION
+    """)
+    nb.test("test_average_softmax", 2, """
+        ### BEGIN HIDDEN TESTS
+        from course_pkg.evaluate import reduce_views as _reduce
+        _logits = torch.randn(10, 7, generator=torch.Generator().manual_seed(5)) * 3
+        _got = average_softmax(_logits)
+        for _rule, _why in (("logit_mean", "the softmax of the mean logits (torchvision's TenCrop example)"),
+                            ("max", "the maximum over views (the paper tried it; it was worse)")):
+            checks.require(not (isinstance(_got, torch.Tensor) and _got.shape == (7,)
+                                and torch.allclose(_got, _reduce(_logits[None], _rule)[0], atol=1e-5)),
+                           f"average_softmax computes {_why}; the paper averages the softmax probabilities")
+        checks.require(isinstance(_got, torch.Tensor) and _got.shape == (7,),
+                       f"average_softmax must return one probability per class, shape (7,) here")
+        checks.require(torch.allclose(_got, _reduce(_logits[None], "softmax_mean")[0], atol=1e-5),
+                       "average_softmax: take the softmax of each view's logits, then the mean over views")
+        ### END HIDDEN TESTS
+    """)
+    nb.md("""
+        ## 4. What do the crops gain on your network?
+
+        Run this with your CIFAR-10 GoogLeNet from assignment 3 (copy its class into the cell
+        below or upload `googlenet_cifar.pt` and the class).  CIFAR images are 32x32, so the
+        views are made from the image upscaled: 1 crop = the image itself; 10 crops at 40 → 32;
+        144 crops with scales 32, 36, 40, 44.  This part is not graded — write what you observe.
+    """)
+    nb.plain("""
+        import os
+        from course_pkg import data
+        from course_pkg.evaluate import evaluate_multicrop, format_table3
+        from course_pkg.models import create
+
+        N_IMAGES = 2000  # more is better, if your GPU time allows
+
+        if os.environ.get("NBGRADER_EXECUTION") or not os.path.exists("googlenet_cifar.pt"):
+            print("skipped: needs googlenet_cifar.pt from assignment 3 (and a GPU, for speed)")
+        else:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+            # The course's googlenet_cifar has the layer names of assignment 3: your checkpoint loads
+            # into it if you kept them.  Otherwise paste your GoogLeNet class here and build that.
+            model = create("googlenet_cifar", stem="16")
+            checks.load_student_checkpoint(model, "googlenet_cifar.pt")
+            model = model.to(device)
+            images, labels = data.load_arrays("cifar10", "test", limit=N_IMAGES)
+            schemes = {
+                "1 crop": dict(scheme="center", crop=32, scales=None),
+                "10 crops": dict(scheme="ten", crop=32, scales=[40]),
+                "144 crops": dict(scheme="googlenet144", crop=32, scales=[32, 36, 40, 44]),
+            }
+            rows = evaluate_multicrop(model, data.prepare(images, "cifar10"), torch.as_tensor(labels), schemes,
+                                      preprocess=lambda v: data.normalize(v.to(device), "cifar10"),
+                                      chunk_size=4096)
+            print(format_table3(rows))
+    """)
+    nb.md("""
+        *Your observations (not graded):*
+    """)
+    return nb
+
+
+BUILDERS = {"01_lenet_alexnet": lenet_alexnet, "02_inception_module": inception_module,
+            "03_googlenet_aux": googlenet_aux, "04_multicrop": multicrop}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,8 +36,11 @@ __all__ = [
     "diagnose_inception",
     "diagnose_model",
     "diagnose_answers",
+    "describe_view",
+    "diagnose_views",
     "load_student_checkpoint",
-    "test_subset_accuracy",
+    "cifar10_test_subset",
+    "subset_accuracy",
     "table1_modules",
     "inception_findings",
     "self_check_inception",
@@ -170,9 +173,9 @@ def _compare_convs(where: str, branch: str, mine: nn.Conv2d, ref: nn.Conv2d, lab
 
     if mine.kernel_size != ref.kernel_size:
         k, r = _kernel(mine), _kernel(ref)
-        pad = (ref.kernel_size[0] - 1) // 2
-        text = (f"{k} kernel, the paper's is {r} (padding {pad}). That changes the parameters from "
-                f"{_fmt(n_params(ref))} to {_fmt(n_params(mine))}")
+        # (for networks other than GoogLeNet "the paper" is the reference implementation's source)
+        text = (f"{k} kernel, the paper's is {r} (padding {ref.padding[0]}). That changes the parameters "
+                f"from {_fmt(n_params(ref))} to {_fmt(n_params(mine))}")
         if branch == "branch5x5" and mine.kernel_size == (3, 3) and ref.kernel_size == (5, 5):
             text += f" — {TORCHVISION_5X5}"
         add("params", text)
@@ -196,9 +199,10 @@ def _compare_convs(where: str, branch: str, mine: nn.Conv2d, ref: nn.Conv2d, lab
     same_size = mine.kernel_size != ref.kernel_size and mine.stride == (1, 1) and all(
         isinstance(p, int) and 2 * p == k - 1 for p, k in zip(mine.padding, mine.kernel_size))
     if mine.padding != ref.padding and not same_size:
+        keeps = 2 * ref.padding[0] == ref.kernel_size[0] - 1 and ref.stride == (1, 1)
         add("shape", f"padding {mine.padding[0] if isinstance(mine.padding, tuple) else mine.padding}, "
-                     f"expected {ref.padding[0]} — a {_kernel(ref)} kernel keeps height and width only "
-                     f"with padding {(ref.kernel_size[0] - 1) // 2}")
+                     f"expected {ref.padding[0]}" + (f" — a {_kernel(ref)} kernel keeps height and width only "
+                                                     f"with padding {ref.padding[0]}" if keeps else ""))
     return out
 
 
@@ -447,28 +451,32 @@ def diagnose_model(student: nn.Module, reference: nn.Module, input_size: Sequenc
                                                            f"these names: {', '.join(names)})"))
         shapes_s, err_s = _trace_shapes(student, x, names)
         shapes_r, _ = _trace_shapes(reference, x, names)
+        first_shape = None
         for c in names:
             if c not in mods_s or mods_s[c] is None or mods_r[c] is None:
                 continue
             ms, mr = mods_s[c], mods_r[c]
-            if n_params(ms) != n_params(mr):
+            if isinstance(mr, nn.Conv2d) and isinstance(ms, nn.Conv2d):
+                findings += _compare_convs(c, None, ms, mr, _describe(ms))
+            elif n_params(ms) != n_params(mr):
                 if hasattr(mr, "branch5x5"):
                     sub = diagnose_inception(ms, mr, name=c) if all(hasattr(ms, b) for b in BRANCHES) else []
                     sub = [f for f in sub if f.kind in ("params", "structure")]
                     findings += sub or [Finding(c, "params", f"{_fmt(n_params(ms))} parameters, expected "
                                                              f"{_fmt(n_params(mr))}")]
-                elif isinstance(mr, nn.Conv2d) and isinstance(ms, nn.Conv2d):
-                    findings += _compare_convs(c, None, ms, mr, _describe(ms))
                 else:
                     text = f"{_fmt(n_params(ms))} parameters, expected {_fmt(n_params(mr))} ({_describe(mr)})"
                     if isinstance(mr, nn.Conv2d):
                         guess = explain_conv_count(mr.in_channels, mr.out_channels, n_params(ms))
                         text += f"; yours fits {guess}" if guess else ""
                     findings.append(Finding(c, "params", text))
-            if c in shapes_r and shapes_s.get(c) != shapes_r[c]:
+            if c in shapes_r and shapes_s.get(c) != shapes_r[c] and first_shape is None:
+                first_shape = c
                 got = shapes_s.get(c, "not reached (the forward pass stopped earlier)" if err_s else "not called")
+                later = [n for n in names[names.index(c) + 1:] if n in shapes_r and shapes_s.get(n) != shapes_r[n]]
                 findings.append(Finding(c, "shape", f"output {got} for a {'x'.join(map(str, input_size))} "
-                                                    f"input, expected {shapes_r[c]}"))
+                                                    f"input, expected {shapes_r[c]}" +
+                                        (f" (so {', '.join(later)} differ too)" if later else "")))
         if err_s:
             findings.append(Finding(name, "shape", f"the forward pass fails: {err_s}"))
     else:
@@ -540,23 +548,84 @@ def load_student_checkpoint(model: nn.Module, path: str | os.PathLike) -> dict[s
         raise CheckFailed(f"checkpoint {path.name}: {err}") from None
 
 
-def test_subset_accuracy(model: nn.Module, n: int, seed: int, batch_size: int = 100,
-                         device: str | None = None) -> float:
-    """Top-1 accuracy on a fixed, seeded subset of ``n`` CIFAR-10 test images (the offline copy via
-    ``course_pkg.data`` when ``COURSE_DATA`` is set), evaluated with the course's normalisation."""
+def cifar10_test_subset(n: int, seed: int, download: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed, seeded subset of ``n`` CIFAR-10 test images, normalised exactly as in training
+    (``course_pkg.data.to_tensor``), and their labels.  Offline through ``$COURSE_DATA``;
+    ``download=True`` lets torchvision fetch the data (Colab)."""
     from .. import data as course_data
 
-    images, labels = course_data.cifar10_test_subset(n, seed=seed)
+    images, labels = course_data.load_arrays("cifar10", "test", download=download)
+    index = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:n].numpy()
+    return course_data.to_tensor(images[index], "cifar10"), torch.as_tensor(labels[index]).long()
+
+
+def subset_accuracy(model: nn.Module, n: int, seed: int, batch_size: int = 250,
+                         device: str | None = None, download: bool = False) -> float:
+    """Top-1 accuracy of ``model`` (eval mode) on :func:`cifar10_test_subset` ``(n, seed)``."""
+    images, labels = cifar10_test_subset(n, seed, download=download)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = model.to(device).eval()
     correct = 0
     with torch.no_grad():
         for i in range(0, len(labels), batch_size):
-            x = images[i:i + batch_size].to(device)
-            out = model(x)
+            out = model(images[i:i + batch_size].to(device))
             out = out.logits if hasattr(out, "logits") else out
             correct += int((out.argmax(1).cpu() == labels[i:i + batch_size]).sum())
     return correct / len(labels)
+
+# --------------------------------------------------------------------------------------------
+# Multi-crop views (assignment 4)
+# --------------------------------------------------------------------------------------------
+_FIVE = ("top-left", "top-right", "bottom-left", "bottom-right", "centre")
+
+
+def describe_view(index: int, scheme: str) -> str:
+    """Where view ``index`` comes from in ``course_pkg.evaluate``'s order, in words."""
+    if scheme == "ten":
+        return f"{_FIVE[index % 5]} crop{' of the mirrored image' if index >= 5 else ''}"
+    if scheme == "googlenet144":
+        mirror, pos = index % 2, (index // 2) % 6
+        square, scale = (index // 12) % 3, index // 36
+        where = (_FIVE + ("whole square",))[pos]
+        return (f"scale {scale + 1}, square {square + 1} of 3, {where}{', mirrored' if mirror else ''}")
+    return f"view {index}"
+
+
+def diagnose_views(mine: Any, reference: torch.Tensor, scheme: str, atol: float = 1e-4,
+                   limit: int = 4) -> list[Finding]:
+    """Compare a student's views ``[V, C, crop, crop]`` with the reference views, view by view.
+
+    Names the views that differ and, when a view equals another one of the protocol, says which
+    (a wrong order), e.g. "your view 5 is the top-left crop of the mirrored image".
+    """
+    where = f"{scheme} views"
+    if not isinstance(mine, torch.Tensor):
+        return [Finding(where, "value", f"expected a tensor [V, C, crop, crop], got {type(mine).__name__}")]
+    if mine.ndim != 4 or mine.shape[1:] != reference.shape[1:]:
+        return [Finding(where, "shape", f"shape {tuple(mine.shape)}, expected {tuple(reference.shape)} "
+                                        "(views, channels, crop, crop)")]
+    if mine.shape[0] != reference.shape[0]:
+        why = ("5 positions x 2 (mirror)" if scheme == "ten" else
+               "scales x 3 squares x 6 crops (4 corners, centre, whole square) x 2 (mirror)")
+        return [Finding(where, "shape", f"{mine.shape[0]} views, expected {reference.shape[0]}: {why}")]
+    mine = mine.to(reference.dtype)
+    same = [bool(torch.allclose(mine[v], reference[v], atol=atol)) for v in range(len(reference))]
+    wrong = [v for v, ok in enumerate(same) if not ok]
+    findings = []
+    for v in wrong[:limit]:
+        match = next((j for j in range(len(reference)) if torch.allclose(mine[v], reference[j], atol=atol)), None)
+        if match is not None:
+            text = (f"your view {v} is the {describe_view(match, scheme)}; view {v} should be the "
+                    f"{describe_view(v, scheme)} (check the order)")
+        else:
+            err = (mine[v] - reference[v]).abs().max().item()
+            text = (f"view {v} ({describe_view(v, scheme)}) differs from the protocol's by up to {err:.3g} "
+                    "and matches no other view: check the resize (bilinear, antialias=True), the sizes "
+                    "(int(s * long / short)) and the centre offset (int(round((L - c) / 2)))")
+        findings.append(Finding(where, "value", text))
+    if len(wrong) > limit:
+        findings.append(Finding(where, "value", f"... {len(wrong)} of {len(reference)} views differ in all"))
+    return findings
 
 
 # --------------------------------------------------------------------------------------------
@@ -611,8 +680,10 @@ def self_check_checkpoint(model: nn.Module, path: str | os.PathLike, n: int = 50
         print(f"✗ {err}")
         return None
     print(f"✓ {Path(path).name} loads into your {type(model).__name__} (weights_only=True)")
+    if os.environ.get("NBGRADER_EXECUTION"):
+        return None  # the grader measures accuracy in its own test; do not pay for it twice
     try:
-        acc = test_subset_accuracy(model, n, seed)
+        acc = subset_accuracy(model, n, seed, download=True)
     except Exception as err:  # noqa: BLE001 -- e.g. no data available offline
         print(f"  (accuracy not measured: {type(err).__name__}: {err})")
         return None
