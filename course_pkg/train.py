@@ -18,6 +18,7 @@ import os
 import random
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -170,9 +171,12 @@ def is_main_process() -> bool:
 def pick_device(device: str | torch.device | None = None) -> torch.device:
     """``device`` if given, else this process's GPU (``cuda:LOCAL_RANK``) if any, else the CPU."""
     if device is not None:
-        device = torch.device(device)
+        try:
+            device = torch.device(device)
+        except RuntimeError:
+            raise ValueError(f"unknown device {device!r}: use 'cpu', 'cuda' or 'cuda:N'") from None
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError("device 'cuda' was asked for but no CUDA GPU is visible; use --device cpu")
+            raise ValueError(f"device {str(device)!r} was asked for but no CUDA GPU is visible; use 'cpu'")
         if device.type == "cuda" and device.index is None and distributed_env()[1] > 1:
             device = torch.device("cuda", distributed_env()[2])
         return device
@@ -468,6 +472,9 @@ def fit(
         # BN statistics over the global batch instead of each rank's share (costs a sync per BN)
         net = model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if world > 1:
+        # A 1-channel conv weight's gradient can come back with channels_last strides (the two
+        # layouts coincide when C == 1); DDP then warns on every step. Harmless: silence it.
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
     if compile:

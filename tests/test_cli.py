@@ -35,12 +35,19 @@ def _run(capsys, argv):
     (["train", "--model", "lenet5", "--kw", "variant", "--out", "x.pt"], "--kw expects key=value"),
     (["train", "--model", "lenet5", "--kw", "colour=blue", "--out", "x.pt"], "cannot build 'lenet5'"),
     (["evaluate", "--pretrained", "lenet5_mnist", "--limit", "0"], "--limit must be a positive"),
+    (["evaluate", "--pretrained", "lenet5_mnist", "--device", "gpu"], "unknown device 'gpu'"),
 ])
 def test_user_errors_are_one_clear_line(capsys, argv, words):
     status, out, err = _run(capsys, argv)
     assert status == 2
     assert err.startswith("course: error: ") and words in err
     assert "Traceback" not in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
+def test_cuda_without_gpu(capsys):
+    status, _, err = _run(capsys, ["evaluate", "--pretrained", "lenet5_mnist", "--device", "cuda"])
+    assert status == 2 and "no CUDA GPU is visible" in err and "Traceback" not in err
 
 
 def test_bad_checkpoint_file_is_a_clear_error(capsys, tmp_path):
