@@ -106,12 +106,12 @@ def markdown(results: dict) -> str:
     lines += [f"# googlenet_cifar on CIFAR-10 ({env['data']})", "",
               f"Device: {env['device_name']} · date: {env['date']} · commit: {env['commit']} · "
               f"torch {env['torch']} · command: `{env['command']}`", "",
-              "| config | what | epochs | final test acc | best | train s | img/s (median) | "
+              "| config | what | epochs | test images | final test acc | best | train s | img/s (median) | "
               + " | ".join(f"s to {float(t):.0%}" for t in map(str, THRESHOLDS)) + " |",
-              "|---" * (7 + len(THRESHOLDS)) + "|"]
+              "|---" * (8 + len(THRESHOLDS)) + "|"]
     for r in results["runs"]:
         tta = [str(r["time_to_accuracy"].get(f"{t:.2f}", {}).get("seconds", "—")) for t in THRESHOLDS]
-        lines.append(f"| {r['name']} | {r['what']} | {r['epochs']} | {r['final_test_acc']:.4f} | "
+        lines.append(f"| {r['name']} | {r['what']} | {r['epochs']} | {r['test_n']} | {r['final_test_acc']:.4f} | "
                      f"{r['best_test_acc']:.4f} | {r['train_seconds']} | {r['images_per_s_median']:.0f} | "
                      + " | ".join(tta) + " |")
     lines += ["", "## Targets (issue 3, one H100)", ""]
