@@ -395,7 +395,7 @@ def fit(
     loaders with ``rank``/``world_size`` from :func:`distributed_env`). Metrics are all-reduced;
     only rank 0 prints and writes checkpoints.  BatchNorm then normalises each rank's share of the
     batch with its own statistics (as with gradient accumulation); ``sync_batchnorm=True`` uses
-    the statistics of the global batch instead.
+    the statistics of the global batch instead (CUDA only: SyncBatchNorm has no CPU kernel).
 
     ``checkpoint_path``: after every epoch, the weights (fp16) and metadata (``meta`` + epoch,
     metrics, history) are written there, and the full training state (fp32 weights, optimizer,
@@ -403,7 +403,8 @@ def fit(
     ``resume=True`` a later call with the same settings continues after the last finished epoch.
 
     ``callback(history)`` runs after every epoch on every process.  ``progress="auto"`` shows a
-    tqdm bar only on a terminal and never when ``COURSE_QUIET=1`` (the book build sets it).
+    tqdm bar only on a terminal (notebook kernels and CI logs are not) and never when
+    ``COURSE_QUIET=1``.
     The model is left in eval mode.  Returns the :class:`History`.
     """
     if epochs < 1:
