@@ -160,13 +160,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------
 # course evaluate
 # --------------------------------------------------------------------------------------------
-def evenly_spaced(total: int, limit: int):
-    """``limit`` indices spread evenly over ``range(total)`` (first and last included)."""
-    import numpy as np
-
-    return np.linspace(0, total - 1, min(limit, total)).round().astype(np.int64)
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .checkpoint import load_model
     from .train import evaluate_accuracy, pick_device
@@ -185,12 +178,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     dataset = args.data or meta.get("dataset") or default_dataset(meta.get("model", ""))
     t0 = time.perf_counter()
     data = _data()
-    images, labels = data.load_arrays(dataset, "test")
-    if args.limit is not None and args.limit < len(labels):
-        # Evenly spaced over the split, not its first N images: the CIFAR-10 JPEG copy is sorted
-        # by class, so its first 1,000 test images are all airplanes.
-        keep = evenly_spaced(len(labels), args.limit)
-        images, labels = images[keep], labels[keep]
+    # limit: images spread evenly over the split (class-balanced on the class-sorted JPEG copy)
+    images, labels = data.load_arrays(dataset, "test", args.limit)
     loader = data.GpuLoader(images, labels, args.batch_size, dataset=dataset, device=device)
     load_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -267,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
     t.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None)
     t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
-    t.add_argument("--limit", type=int, help="use only the first N training and test images")
+    t.add_argument("--limit", type=int, help="use only N training and N test images, spread evenly over each split")
     t.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: a GPU if there is one)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, help="CPU threads for torch (1 is fastest on a busy CPU)")

@@ -83,8 +83,8 @@ def test_mnist_arrays(course_data):
     xt, yt = data.load_arrays("mnist", "test")
     assert xt.shape == (10_000, 28, 28) and yt.min() == 0 and yt.max() == 9
     x5, y5 = data.load_arrays("mnist", "test", limit=5)
-    np.testing.assert_array_equal(x5, xt[:5])
-    np.testing.assert_array_equal(y5, yt[:5])
+    np.testing.assert_array_equal(x5, xt[::2000])
+    np.testing.assert_array_equal(y5, yt[::2000])
 
 
 def test_cifar_test_split(test_split_cache, cifar_npz):
@@ -139,8 +139,8 @@ def test_cache_is_reused(test_split_cache, caplog):
     np.testing.assert_array_equal(x2, x)
     np.testing.assert_array_equal(y2, y)
     # A limited request is served from the full cache.
-    x3, _ = data.load_arrays("cifar10", "test", limit=7, cache_dir=cache)
-    np.testing.assert_array_equal(x3, x[:7])
+    x3, _ = data.load_arrays("cifar10", "test", limit=8, cache_dir=cache)
+    np.testing.assert_array_equal(x3, x[::1250])
 
 
 def test_cache_survives_a_copied_source(course_data, test_split_cache, tmp_path, monkeypatch, caplog):
@@ -151,9 +151,9 @@ def test_cache_survives_a_copied_source(course_data, test_split_cache, tmp_path,
     shutil.copy(course_data / "cifar10_jpeg.npz", folder / "cifar10_jpeg.npz")
     monkeypatch.setenv("COURSE_DATA", str(folder))
     with caplog.at_level(logging.INFO, logger=LOGGER):
-        x2, _ = data.load_arrays("cifar10", "test", limit=3, cache_dir=cache)
+        x2, _ = data.load_arrays("cifar10", "test", limit=4, cache_dir=cache)
     assert not decoded(caplog)
-    np.testing.assert_array_equal(x2, x[:3])
+    np.testing.assert_array_equal(x2, x[::2500])
 
 
 def write_mini_cifar(folder, npz, n):
@@ -200,9 +200,19 @@ def test_subset_decoding_is_fast_and_not_cached(course_data, cifar_npz, tmp_path
     x, y = data.load_arrays("cifar10", "train", limit=50, cache_dir=tmp_path)
     assert time.perf_counter() - start < 10
     assert x.shape == (50, 32, 32, 3) and y.shape == (50,)
-    for k in (0, 17, 49):
-        np.testing.assert_array_equal(x[k], pillow_decode(cifar_npz, "train", k))
+    for k in (0, 17, 49):  # 50 of 50,000: every 1,000th image
+        np.testing.assert_array_equal(x[k], pillow_decode(cifar_npz, "train", 1000 * k))
+    assert np.bincount(y, minlength=10).tolist() == [5] * 10  # the copy is sorted by class
     assert list(tmp_path.iterdir()) == []  # only whole splits are cached
+
+
+def test_subset_indices_spread_over_a_sorted_split():
+    labels = np.repeat(np.arange(10), 1000)  # sorted by class, like the CIFAR-10 JPEG copy
+    keep = data.subset_indices(10_000, 1000)
+    assert len(set(keep.tolist())) == 1000 and keep[0] == 0 and keep[-1] < 10_000
+    assert np.bincount(labels[keep], minlength=10).tolist() == [100] * 10
+    assert data.subset_indices(5, 10).tolist() == [0, 1, 2, 3, 4]
+    assert data.subset_indices(5, None).tolist() == [0, 1, 2, 3, 4]
 
 
 # ---------------------------------------------------------------------------------------------
