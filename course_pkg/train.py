@@ -32,6 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .checkpoint import CheckpointError, _atomic_save, resume_path, safe_load, save_checkpoint, state_dict_of
+from .models.googlenet import AUX_LOSS_WEIGHT  # the paper's 0.3 per auxiliary head (section 5)
 
 # --------------------------------------------------------------------------------------------
 # Recipes: every hyperparameter in one place.  "measured" = this value was part of a run whose
@@ -50,7 +51,7 @@ CIFAR_RECIPE: dict[str, Any] = dict(
     schedule="onecycle",   # measured (as part of the §4 recipe)
     warmup=0.2,            # guessed: fraction of steps spent warming up
     label_smoothing=0.1,   # measured (as part of the §4 recipe)
-    aux_weight=0.3,        # the paper's weight for each auxiliary loss (section 5)
+    aux_weight=AUX_LOSS_WEIGHT,  # the paper's weight for each auxiliary loss (section 5)
     augment=True,          # measured: padded random crop + flip (as part of the §4 recipe)
     precision="auto",      # measured: bf16 autocast on the H100 (§4)
     channels_last=True,    # measured: on in every §4 run (not ablated alone)
@@ -77,9 +78,6 @@ MNIST_RECIPE: dict[str, Any] = dict(
 
 RECIPES: dict[str, dict[str, Any]] = {"cifar10": CIFAR_RECIPE, "mnist": MNIST_RECIPE}
 
-# The paper's weight for each auxiliary classifier's loss (section 5); the same number lives in
-# course_pkg.models.googlenet.AUX_LOSS_WEIGHT (a test checks they agree).
-AUX_LOSS_WEIGHT = 0.3
 
 
 # --------------------------------------------------------------------------------------------
