@@ -471,7 +471,7 @@ def test_cifar_table3_on_real_test_images(course_data):
 
 def test_cifar_script_without_checkpoints_says_what_to_do(monkeypatch):
     bench = _load_script("multicrop_cifar")
-    pretrained = pytest.importorskip("course_pkg.pretrained", reason="course_pkg.pretrained not present yet")
+    from course_pkg import pretrained
 
     monkeypatch.setattr(pretrained, "available", lambda: [])
     with pytest.raises(SystemExit, match="no googlenet_cifar checkpoints.*Train them on a GPU"):
@@ -501,7 +501,7 @@ def test_box_figure_draws_each_square_and_its_crops():
 def test_cifar_script_end_to_end_with_stand_in_checkpoints(monkeypatch, tmp_path, course_data):
     """main(): checkpoints -> real test images -> normalise -> table -> files (tiny stand-in models)."""
     bench = _load_script("multicrop_cifar")
-    pretrained = pytest.importorskip("course_pkg.pretrained", reason="course_pkg.pretrained not present yet")
+    from course_pkg import pretrained
     monkeypatch.setattr(pretrained, "available", lambda: ["googlenet_cifar_a", "googlenet_cifar_b", "lenet5_mnist"])
     monkeypatch.setattr(pretrained, "load", lambda name, device="cpu": _TinyNet(classes=10, seed=len(name)).to(device))
     result = bench.main(["--limit", "3", "--device", "cpu", "--out", str(tmp_path)])
