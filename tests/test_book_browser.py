@@ -1,0 +1,230 @@
+"""The built book in a real browser: headless Chromium (Debian's ``chromium``) driven by Playwright.
+
+Every page of ``_build/html`` is served from 127.0.0.1 and opened; the test fails on console
+errors from the site itself, on images that did not load, on equations MathJax did not render, and
+on chapters whose Colab link does not point at a notebook in this repository.  Screenshots of two
+pages go to ``test-artifacts/``.  Requests to any other host are aborted: the site must work
+offline (MathJax is served from the site itself, see book/_ext/offline_mathjax.py).
+
+``make test`` builds the book and installs chromium first.  Run alone, the test skips (locally)
+when the build or the browser is missing, and fails in CI.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import re
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SITE = REPO / "_build" / "html"
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+SCREENSHOTS = {  # page -> (what to scroll to, file name)
+    "book/05_inception_module.html": ("#the-module-with-dimension-reductions", "inception_module_equations.png"),
+    "book/06_googlenet.html": ("#table-1-recomputed-and-its-errors img", "googlenet_table1.png"),
+}
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def _missing(problem: str) -> None:
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(f"CI must run the browser test: {problem}")
+    pytest.skip(problem)
+
+
+def _toc_chapters() -> list[str]:
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    return [entry["file"] for entry in toc["chapters"] if re.match(r"book/\d\d_", entry["file"])]
+
+
+@pytest.fixture(scope="module")
+def site_url():
+    if not (SITE / "index.html").is_file():
+        _missing(f"the book is not built ({SITE}/index.html missing): run `make book`")
+    handler = functools.partial(_QuietHandler, directory=str(SITE))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # keep pytest's output readable
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.is_file():
+        _missing(f"{CHROMIUM} not found: `make browser` installs Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def _pages() -> list[str]:
+    """Every HTML page of the built site, relative to it (not Sphinx's copied sources/assets)."""
+    pages = []
+    for path in sorted(SITE.rglob("*.html")):
+        rel = path.relative_to(SITE).as_posix()
+        if not rel.startswith(("_static/", "_sources/", "_images/")):
+            pages.append(rel)
+    return pages
+
+
+def _visit(browser, site_url: str, page: str, screenshot: tuple[str, Path] | None = None) -> dict:
+    """Open one page; return what the browser saw."""
+    local = urlparse(site_url).netloc
+    report = {"console_errors": [], "page_errors": [], "external": [], "failed": []}
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+
+    def route(r):
+        if urlparse(r.request.url).netloc == local or r.request.url.startswith("data:"):
+            r.continue_()
+        else:  # offline: nothing outside the site may be needed to read it
+            report["external"].append(r.request.url)
+            r.abort()
+
+    context.route("**/*", route)
+    tab = context.new_page()
+
+    def on_console(msg):
+        if msg.type != "error":
+            return
+        source = (msg.location or {}).get("url", "")
+        text = msg.text
+        blocked = any(url in text or url == source for url in report["external"])
+        if not blocked and not (text.startswith("Failed to load resource") and urlparse(source).netloc != local):
+            report["console_errors"].append(f"{text} ({source})")
+
+    tab.on("console", on_console)
+    tab.on("pageerror", lambda exc: report["page_errors"].append(str(exc)))
+    tab.on("requestfailed", lambda req: urlparse(req.url).netloc == local and report["failed"].append(req.url))
+    response = tab.goto(f"{site_url}/{page}", wait_until="load")
+    report["status"] = response.status if response else None
+    # MathJax typesets asynchronously: wait for its startup promise where it is on the page.
+    tab.wait_for_function(
+        "() => !window.MathJax || (window.MathJax.startup && window.MathJax.startup.promise)",
+        timeout=20_000,
+    )
+    tab.evaluate("() => window.MathJax ? window.MathJax.startup.promise.then(() => true) : true")
+    # Images: make lazy ones load, then look at each.
+    tab.evaluate("() => document.querySelectorAll('img').forEach(i => i.loading = 'eager')")
+    tab.wait_for_function("() => [...document.images].every(i => i.complete)", timeout=20_000)
+    report["images"] = tab.evaluate(
+        "() => [...document.images].map(i => ({src: i.currentSrc.slice(0, 120), w: i.naturalWidth}))"
+    )
+    report["math"] = tab.evaluate(
+        """() => ({
+            spans: document.querySelectorAll('span.math, div.math').length,
+            rendered: document.querySelectorAll('mjx-container').length,
+            errors: document.querySelectorAll('mjx-merror, [data-mjx-error]').length,
+            mathjax: Boolean(window.MathJax && window.MathJax.version),
+            raw_tex: [...document.querySelectorAll('span.math, div.math')]
+                       .filter(e => !e.querySelector('mjx-container'))
+                       .map(e => e.textContent.slice(0, 60)),
+        })"""
+    )
+    report["colab"] = tab.evaluate(
+        "() => [...document.querySelectorAll('a[href*=\"colab.research.google.com\"]')].map(a => a.href)"
+    )
+    if screenshot is not None:
+        selector, path = screenshot
+        found = tab.evaluate(
+            """(sel) => { const e = document.querySelector(sel); if (!e) return false;
+                         e.scrollIntoView({block: 'start'}); window.scrollBy(0, -70); return true; }""",
+            selector,
+        )
+        assert found, f"{page}: nothing matches {selector!r} to take the screenshot of"
+        tab.wait_for_timeout(300)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tab.screenshot(path=str(path), full_page=False)
+    context.close()
+    return report
+
+
+@pytest.fixture(scope="module")
+def visits(browser, site_url) -> dict[str, dict]:
+    pages = _pages()
+    assert "index.html" in pages
+    shots = {page: (selector, ARTIFACTS / name) for page, (selector, name) in SCREENSHOTS.items()}
+    return {page: _visit(browser, site_url, page, shots.get(page)) for page in pages}
+
+
+def test_every_chapter_page_was_built(visits):
+    missing = [f + ".html" for f in _toc_chapters() if f + ".html" not in visits]
+    assert not missing, f"chapters without a page in {SITE}: {missing}"
+
+
+def test_pages_load_without_console_errors(visits):
+    problems = {
+        page: {k: v[k] for k in ("console_errors", "page_errors", "failed") if v[k]}
+        for page, v in visits.items()
+        if v["status"] != 200 or v["console_errors"] or v["page_errors"] or v["failed"]
+    }
+    assert not problems, f"pages with errors in the browser: {problems}"
+
+
+def test_images_loaded(visits):
+    broken = {p: [i["src"] for i in v["images"] if i["w"] == 0] for p, v in visits.items()}
+    broken = {p: srcs for p, srcs in broken.items() if srcs}
+    assert not broken, f"images that did not load (naturalWidth 0): {broken}"
+    figures = sum(len(v["images"]) for p, v in visits.items() if p.startswith("book/"))
+    assert figures >= len(_toc_chapters()), f"only {figures} images in the chapters: figures missing?"
+
+
+def test_equations_rendered_offline(visits):
+    with_math = {p: v["math"] for p, v in visits.items() if v["math"]["spans"]}
+    assert with_math, "no page has equations: the parameter/cost formulas should be there"
+    for page, math in with_math.items():
+        assert math["mathjax"], f"{page}: MathJax did not load (it is served from _static/mathjax)"
+        assert not math["raw_tex"], f"{page}: equations left as raw TeX: {math['raw_tex'][:3]}"
+        assert math["rendered"] >= math["spans"] and not math["errors"], (page, math)
+    needs_cdn = {p: v["external"] for p, v in visits.items() if any("mathjax" in u.lower() for u in v["external"])}
+    assert not needs_cdn, f"pages asking a CDN for MathJax: {needs_cdn}"
+
+
+def test_colab_links_open_notebooks_of_this_repository(visits):
+    config = yaml.safe_load((REPO / "_config.yml").read_text())
+    repo_path = urlparse(config["repository"]["url"]).path.strip("/")
+    branch = config["repository"]["branch"]
+    for chapter in _toc_chapters():
+        links = visits[chapter + ".html"]["colab"]
+        assert links, f"{chapter}: no Colab launch link on the page"
+        for link in links:
+            url = urlparse(link)
+            assert url.netloc == "colab.research.google.com"
+            prefix = f"/github/{repo_path}/blob/{branch}/"
+            assert url.path.startswith(prefix), f"{chapter}: Colab link {link} is not into {repo_path}@{branch}"
+            target = url.path[len(prefix):]
+            assert target.endswith(".ipynb") and (REPO / target).is_file(), (
+                f"{chapter}: Colab link points at {target}, which is not a notebook in the repository"
+            )
+
+
+def test_screenshots_saved(visits):
+    for _, name in SCREENSHOTS.values():
+        shot = ARTIFACTS / name
+        assert shot.is_file() and shot.stat().st_size > 10_000, f"screenshot {shot} missing or empty"
