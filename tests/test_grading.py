@@ -88,7 +88,7 @@ def test_explain_conv_count():
 
 def test_checkfailed_renders_only_its_message():
     err = checks.CheckFailed("branch5x5 is wrong\nsecond line")
-    assert err._render_traceback_() == ["CheckFailed: branch5x5 is wrong", "second line"]
+    assert err._render_traceback_() == ["CheckFailed: branch5x5 is wrong\nsecond line"]
     with pytest.raises(checks.CheckFailed, match="nope"):
         checks.require(False, "nope")
     checks.require(True, "never shown")
@@ -240,3 +240,27 @@ def test_committed_student_versions_match_generate_assignment(tmp_path):
             fresh = tmp_path / "assignments" / assignment / path.name
             assert fresh.read_bytes() == path.read_bytes(), (
                 f"{path} is not what generate_assignment writes today: run `make assignments`")
+
+
+def test_installable_package_holds_no_hidden_tests_or_thresholds():
+    """Hidden tests, their seeds and their credit thresholds live only in solutions/."""
+    package = REPO / "course_pkg"
+    sources = {p: p.read_text() for p in package.rglob("*") if p.suffix in (".py", ".json", ".txt", ".md")}
+    hidden = []
+    for assignment in ASSIGNMENTS:
+        nb = json.loads((REPO / "solutions" / assignment / f"{assignment}.ipynb").read_text())
+        for cell in nb["cells"]:
+            text = "".join(cell["source"])
+            if "### BEGIN HIDDEN TESTS" in text:
+                hidden.append(text.split("### BEGIN HIDDEN TESTS", 1)[1].split("### END HIDDEN TESTS", 1)[0])
+    assert hidden
+    # distinctive literals of the hidden tests: long numbers (seeds) and threshold tables
+    secrets = set()
+    for region in hidden:
+        secrets |= set(re.findall(r"\b\d{6,}\b", region))
+        secrets |= set(re.findall(r"\(\(0\.\d+, [\d.]+\)(?:, \(0\.\d+, [\d.]+\))+\)", region))
+    assert secrets, "expected a seed or a threshold table in the hidden tests"
+    for path, text in sources.items():
+        assert "BEGIN HIDDEN TESTS" not in text, path
+        for secret in secrets:
+            assert secret not in text, (path, secret)

@@ -7,8 +7,9 @@ for the assignments is this script: reviewable text, nbgrader metadata always ri
 It lives outside ``solutions/<assignment>/`` on purpose: nbgrader releases every file in those
 folders to students.  Cells:
 
-- ``md(...)``            narrative (read-only for nbgrader)
-- ``code(...)``          a locked code cell (setup, self-checks)
+- ``md(...)``            narrative
+- ``locked(...)``        the read-only setup cell
+- ``code(...)``          an ungraded code cell (self-checks, tables)
 - ``solution(id, ...)``  the student's cell; ``### BEGIN SOLUTION`` … ``### END SOLUTION`` is
                          replaced by a stub in the student version
 - ``test(id, pts, ...)`` an autograded test: visible checks, then ``### BEGIN HIDDEN TESTS`` …
@@ -58,14 +59,21 @@ class Notebook:
         return f"{prefix}-{self._n:02d}"
 
     def md(self, text: str) -> None:
-        cell = nbformat.v4.new_markdown_cell(_src(text))
-        cell.metadata = _meta(self._id("md"), grade=False, solution=False, locked=True)
-        self.cells.append(cell)
+        """Narrative.  Without nbgrader metadata, for the reason given in code()."""
+        self.cells.append(nbformat.v4.new_markdown_cell(_src(text)))
 
-    def code(self, text: str) -> None:
+    def locked(self, text: str) -> None:
+        """A read-only code cell (setup)."""
         cell = nbformat.v4.new_code_cell(_src(text))
         cell.metadata = _meta(self._id("code"), grade=False, solution=False, locked=True)
         self.cells.append(cell)
+
+    def code(self, text: str) -> None:
+        """An ungraded code cell (self-checks, tables).  Not locked: nbgrader 0.9.6 can only
+        restore a deleted test cell whose previous *locked* cell is a test or solution cell
+        (``OverwriteCells.add_missing_grade_cells`` raises KeyError otherwise), so only
+        markdown, the setup, solutions and tests carry nbgrader metadata (checked in write())."""
+        self.cells.append(nbformat.v4.new_code_cell(_src(text)))
 
     def plain(self, text: str) -> None:
         """An ordinary cell students may edit (e.g. the training run); not graded, not locked."""
@@ -81,7 +89,19 @@ class Notebook:
         cell.metadata = _meta(grade_id, grade=True, solution=False, locked=True, points=points)
         self.cells.append(cell)
 
+    def _check_restorable(self) -> None:
+        previous = None
+        for cell in self.cells:
+            meta = cell.metadata.get("nbgrader")
+            if not meta:
+                continue
+            if meta["grade"] and previous is not None and not (previous["grade"] or previous["solution"]):
+                raise ValueError(f"{self.name}: test cell {meta['grade_id']} follows the read-only cell "
+                                 f"{previous['grade_id']}; nbgrader could not restore it if deleted")
+            previous = meta
+
     def write(self) -> Path:
+        self._check_restorable()
         nb = nbformat.v4.new_notebook()
         nb.cells = self.cells
         nb.metadata = {
@@ -98,7 +118,7 @@ class Notebook:
 
 
 def setup_cell(nb: Notebook, extra: str = "") -> None:
-    nb.code(f'''
+    nb.locked(f'''
         # Setup.  In Colab this installs the course package (once per session); elsewhere
         # `pip install -e .` in the course repository does.
         import sys
@@ -175,12 +195,12 @@ def inception_module() -> Notebook:
     ''')
     nb.test("test_naive_module", 2, '''
         # The naive version of inception 3a: 192 channels in, 64 + 128 + 32 + 192 out.
-        out = InceptionNaive(192, 64, 128, 32)(torch.randn(1, 192, 28, 28))
-        assert out.shape == (1, 416, 28, 28), f"output shape {tuple(out.shape)}, expected (1, 416, 28, 28)"
         ### BEGIN HIDDEN TESTS
         checks.fail_on(checks.inception_findings(InceptionNaive, naive=True, modules=("3a", "4a", "5b")),
                        "naive module")
         ### END HIDDEN TESTS
+        out = InceptionNaive(192, 64, 128, 32)(torch.randn(1, 192, 28, 28))
+        assert out.shape == (1, 416, 28, 28), f"output shape {tuple(out.shape)}, expected (1, 416, 28, 28)"
     ''')
 
     nb.md('''
@@ -227,6 +247,10 @@ def inception_module() -> Notebook:
     ''')
     nb.test("test_inception_3a_shape", 1, '''
         # Inception 3a (Table 1): 28x28x192 in, 28x28x256 out.
+        ### BEGIN HIDDEN TESTS
+        checks.fail_on([f for f in checks.inception_findings(Inception, modules=("3a",)) if f.kind in ("shape", "order")],
+                       "inception 3a")
+        ### END HIDDEN TESTS
         module = Inception(192, 64, 96, 128, 16, 32, 32)
         out = module(torch.randn(1, 192, 28, 28))
         assert out.shape == (1, 256, 28, 28), f"output shape {tuple(out.shape)}, expected (1, 256, 28, 28)"
@@ -461,13 +485,13 @@ def lenet_alexnet() -> Notebook:
                                 variant="modern")
     """)
     nb.test("test_lenet5", 3, f"""
-        out = LeNet5()(torch.zeros(2, 1, 32, 32))
-        assert out.shape == (2, 10), f"output shape {{tuple(out.shape)}}, expected (2, 10)"
         ### BEGIN HIDDEN TESTS
         from course_pkg.models import create as _create
         checks.fail_on(checks.diagnose_model(LeNet5(), _create("lenet5", variant="modern"), (1, 32, 32),
                                              name="LeNet5", children={LENET_CHILDREN!r}), "LeNet5")
         ### END HIDDEN TESTS
+        out = LeNet5()(torch.zeros(2, 1, 32, 32))
+        assert out.shape == (2, 10), f"output shape {{tuple(out.shape)}}, expected (2, 10)"
     """)
     nb.md("""
         ### By hand
@@ -712,9 +736,6 @@ def googlenet_aux() -> Notebook:
                 ### END SOLUTION
     """)
     nb.test("test_inception_aux", 2, """
-        aux = InceptionAux(512, 1000)
-        out = aux(torch.randn(2, 512, 14, 14))
-        assert out.shape == (2, 1000), f"output shape {tuple(out.shape)}, expected (2, 1000)"
         ### BEGIN HIDDEN TESTS
         from course_pkg.models.inception import InceptionAux as _Reference
         for _cin in (512, 528):
@@ -722,6 +743,9 @@ def googlenet_aux() -> Notebook:
                                               name=f"InceptionAux({_cin}, 1000)")
             checks.fail_on(_findings, f"auxiliary classifier on {_cin} channels")
         ### END HIDDEN TESTS
+        aux = InceptionAux(512, 1000)
+        out = aux(torch.randn(2, 512, 14, 14))
+        assert out.shape == (2, 1000), f"output shape {tuple(out.shape)}, expected (2, 1000)"
     """)
 
     nb.md("""
@@ -945,7 +969,7 @@ def googlenet_aux() -> Notebook:
     nb.test("test_checkpoint_loads", 2, """
         # The checkpoint loads (weights_only=True) into your own CIFAR GoogLeNet.
         model = GoogLeNet(num_classes=10, cifar=True)
-        checks.load_student_checkpoint(model, "googlenet_cifar.pt")
+        meta = checks.load_student_checkpoint(model, "googlenet_cifar.pt")
     """)
     nb.test("test_accuracy", 6, """
         # Accuracy of your checkpoint on CIFAR-10 test images chosen by the grader.
@@ -1010,8 +1034,6 @@ def multicrop() -> Notebook:
             ### END SOLUTION
     """)
     nb.test("test_ten_crop", 3, """
-        views = ten_crop(torch.rand(3, 40, 48), 32)
-        assert views.shape == (10, 3, 32, 32), f"shape {tuple(views.shape)}, expected (10, 3, 32, 32)"
         ### BEGIN HIDDEN TESTS
         from course_pkg.evaluate import multicrop_views as _views
         _g = torch.Generator().manual_seed(7)
@@ -1020,6 +1042,8 @@ def multicrop() -> Notebook:
             _ref, _ = _views(_img, "ten", crop=_c, scales=None)
             checks.fail_on(checks.diagnose_views(ten_crop(_img, _c), _ref, "ten"), f"ten_crop on a {_h}x{_w} image")
         ### END HIDDEN TESTS
+        views = ten_crop(torch.rand(3, 40, 48), 32)
+        assert views.shape == (10, 3, 32, 32), f"shape {tuple(views.shape)}, expected (10, 3, 32, 32)"
     """)
     nb.md("""
         ## 2. The paper's 144 crops
@@ -1054,8 +1078,6 @@ def multicrop() -> Notebook:
             ### END SOLUTION
     """)
     nb.test("test_views_144", 4, """
-        views = views_144(torch.rand(3, 40, 50), scales=(40, 48, 56, 64), crop=32)
-        assert views.shape == (144, 3, 32, 32), f"shape {tuple(views.shape)}, expected (144, 3, 32, 32)"
         ### BEGIN HIDDEN TESTS
         from course_pkg.evaluate import multicrop_views as _views
         _g = torch.Generator().manual_seed(11)
@@ -1065,6 +1087,8 @@ def multicrop() -> Notebook:
             checks.fail_on(checks.diagnose_views(views_144(_img, _scales, _c), _ref, "googlenet144"),
                            f"views_144 on a {_h}x{_w} image, scales {_scales}")
         ### END HIDDEN TESTS
+        views = views_144(torch.rand(3, 40, 50), scales=(40, 48, 56, 64), crop=32)
+        assert views.shape == (144, 3, 32, 32), f"shape {tuple(views.shape)}, expected (144, 3, 32, 32)"
     """)
     nb.md("""
         ## 3. Averaging

@@ -101,6 +101,28 @@ def _env() -> dict[str, str]:
     return env
 
 
+def _kill_tree(pid: int) -> None:
+    """Kill nbgrader and everything it started.  jupyter_client starts kernels in a session of
+    their own, so killing nbgrader's process group alone would leave a spinning kernel behind."""
+    victims = []
+    try:
+        import psutil  # a dependency of ipykernel, so present wherever nbgrader runs
+
+        parent = psutil.Process(pid)
+        victims = parent.children(recursive=True) + [parent]
+    except Exception:  # noqa: BLE001 -- no psutil, or nbgrader already gone
+        pass
+    for proc in victims:
+        try:
+            proc.kill()
+        except Exception:  # noqa: BLE001 -- already exited
+            pass
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def _run(args: list[str], cwd: Path, timeout: float | None) -> tuple[int | None, str, float]:
     """Run ``python -m nbgrader ...`` in its own process group; kill the whole group on timeout.
 
@@ -114,10 +136,7 @@ def _run(args: list[str], cwd: Path, timeout: float | None) -> tuple[int | None,
         out, _ = proc.communicate(timeout=timeout)
         return proc.returncode, out, time.monotonic() - start
     except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # nbgrader and the kernel it started
-        except ProcessLookupError:
-            pass
+        _kill_tree(proc.pid)
         out, _ = proc.communicate()
         return None, out or "", time.monotonic() - start
 
@@ -260,8 +279,11 @@ def _student_id(name: str) -> str:
 _REASONS = (
     (re.compile(r"DeadKernelError|Kernel died|kernel.*(died|restarted)", re.I),
      "the kernel died while running the notebook (os._exit, a crash, or out of memory)"),
-    (re.compile(r"Inconsistent checksums|checksum", re.I),
-     "a test cell was modified (its checksum differs from the released version)"),
+    (re.compile(r"Inconsistent checksums", re.I),
+     "a test cell's metadata was changed (nbgrader: inconsistent checksums); restore it from the "
+     "released notebook"),
+    (re.compile(r"add_missing_grade_cells", re.I),
+     "a deleted test cell could not be restored (nbgrader needs the cell before it)"),
     (re.compile(r"UnresponsiveKernelError|Timeout waiting for|kernel didn't respond", re.I),
      "the kernel stopped responding"),
     (re.compile(r"NotJSONError|Notebook does not appear to be JSON|Unreadable Notebook|nbformat", re.I),
@@ -430,6 +452,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> tuple[dict[str, StudentResult], Path]:
+    try:
+        import nbgrader  # noqa: F401
+    except ImportError:
+        raise GradingError("nbgrader is not installed: pip install 'course_pkg[grade]'") from None
     root = (args.course_dir.resolve() if args.course_dir else find_course_dir())
     if not (root / CONFIG).is_file():
         raise GradingError(f"{root} has no {CONFIG}")
@@ -454,13 +480,17 @@ def run(args: argparse.Namespace) -> tuple[dict[str, StudentResult], Path]:
         print(f"        {r.status} in {r.seconds:.0f} s" + (f": {r.reason}" if r.reason else ""), flush=True)
     cells = read_scores(layout, assignment, results)
 
-    if not args.no_feedback:
-        for r in results.values():
-            if r.status != "graded":
-                continue
-            code, out, _ = _run(["generate_feedback", assignment, "--student", r.student, "--force"], root, 300)
-            if code != 0:
-                r.notes.append(f"feedback failed: {out.strip().splitlines()[-1] if out.strip() else code}")
+    graded = [r for r in results.values() if r.status == "graded"]
+    if not args.no_feedback and graded:
+        # One process for the whole class; per student only if that fails.
+        selection = [f"--student={r.student}" for r in graded] if args.students else []
+        code, out, _ = _run(["generate_feedback", assignment, "--force", *selection[:1]] if len(selection) == 1
+                            else ["generate_feedback", assignment, "--force"], root, 600)
+        if code != 0:
+            for r in graded:
+                code, out, _ = _run(["generate_feedback", assignment, "--student", r.student, "--force"], root, 300)
+                if code != 0:
+                    r.notes.append(f"feedback failed: {out.strip().splitlines()[-1] if out.strip() else code}")
 
     out_dir = args.out or (layout.work / "reports" / assignment)
     write_csv(out_dir / "grades.csv", results, cells)
