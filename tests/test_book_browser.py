@@ -126,10 +126,14 @@ def _visit(browser, site_url: str, page: str, screenshot: tuple[str, Path] | Non
     report["status"] = response.status if response else None
     # MathJax typesets asynchronously: wait for its startup promise where it is on the page.
     tab.wait_for_function(
-        "() => !window.MathJax || (window.MathJax.startup && window.MathJax.startup.promise)",
-        timeout=20_000,
+        """() => !document.querySelector('span.math, div.math')
+                 || Boolean(window.MathJax && window.MathJax.startup && window.MathJax.startup.promise)""",
+        timeout=30_000,
     )
-    tab.evaluate("() => window.MathJax ? window.MathJax.startup.promise.then(() => true) : true")
+    tab.evaluate(
+        """() => (window.MathJax && window.MathJax.startup && window.MathJax.startup.promise)
+                 ? window.MathJax.startup.promise.then(() => true) : true"""
+    )
     # Images: make lazy ones load, then look at each.
     tab.evaluate("() => document.querySelectorAll('img').forEach(i => i.loading = 'eager')")
     tab.wait_for_function("() => [...document.images].every(i => i.complete)", timeout=20_000)
