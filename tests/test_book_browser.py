@@ -16,6 +16,7 @@ import functools
 import http.server
 import os
 import re
+import subprocess
 import threading
 from pathlib import Path
 from urllib.parse import urlparse
@@ -214,6 +215,11 @@ def test_colab_links_open_notebooks_of_this_repository(visits):
     config = yaml.safe_load((REPO / "_config.yml").read_text())
     repo_path = urlparse(config["repository"]["url"]).path.strip("/")
     branch = config["repository"]["branch"]
+    tracked = None  # what Colab can fetch is what is committed
+    if (REPO / ".git").exists():
+        listing = subprocess.run(["git", "ls-files", "book"], cwd=REPO, capture_output=True, text=True)
+        if listing.returncode == 0:
+            tracked = set(listing.stdout.split())
     for chapter in _toc_chapters():
         links = visits[chapter + ".html"]["colab"]
         assert links, f"{chapter}: no Colab launch link on the page"
@@ -226,6 +232,8 @@ def test_colab_links_open_notebooks_of_this_repository(visits):
             assert target.endswith(".ipynb") and (REPO / target).is_file(), (
                 f"{chapter}: Colab link points at {target}, which is not a notebook in the repository"
             )
+            if tracked is not None:
+                assert target in tracked, f"{chapter}: {target} exists but is not committed (git add it)"
 
 
 def test_screenshots_saved(visits):
