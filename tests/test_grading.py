@@ -264,3 +264,66 @@ def test_installable_package_holds_no_hidden_tests_or_thresholds():
         assert "BEGIN HIDDEN TESTS" not in text, path
         for secret in secrets:
             assert secret not in text, (path, secret)
+
+
+def test_collect_copies_normalises_and_reports(tmp_path, capsys):
+    import nbformat
+
+    from course_pkg.grading.grade import Layout, collect
+
+    work = tmp_path / ".nbgrader"
+    layout = Layout(root=tmp_path, source=tmp_path / "solutions", release=tmp_path / "assignments",
+                    submitted=work / "submitted", autograded=work / "autograded", feedback=work / "feedback",
+                    work=work)
+    (layout.source / "a1").mkdir(parents=True)
+    (layout.source / "a1" / "a1.ipynb").write_text(nbformat.writes(nbformat.v4.new_notebook()))
+    subs = tmp_path / "subs"
+    (subs / "Ann Lee").mkdir(parents=True)
+    (subs / "Ann Lee" / "Copy of a1.ipynb").write_text(nbformat.writes(nbformat.v4.new_notebook()))
+    (subs / "bob").mkdir()
+    (subs / "bob" / "notes.txt").write_text("no notebook here")
+    (subs / "loose.ipynb").write_text("{}")
+
+    results = collect(layout, "a1", subs, None)
+    assert set(results) == {"Ann_Lee", "bob"}
+    assert results["Ann_Lee"].status == "pending"
+    assert (layout.submitted / "Ann_Lee" / "a1" / "a1.ipynb").is_file()
+    assert results["bob"].status == "failed" and "no notebook 'a1.ipynb'" in results["bob"].reason
+    assert "skipping loose.ipynb" in capsys.readouterr().out
+
+    # without a source folder: grade what is already in submitted/; a requested student with
+    # nothing there is reported, not silently dropped
+    again = collect(layout, "a1", None, ["Ann_Lee", "zed"])
+    assert again["Ann_Lee"].status == "pending"
+    assert again["zed"].status == "failed" and "no submission" in again["zed"].reason
+
+
+def test_cifar10_test_subset_is_fixed_and_normalised(course_data):
+    from course_pkg import data
+
+    x, y = checks.cifar10_test_subset(50, seed=1, pool=200)
+    x2, y2 = checks.cifar10_test_subset(50, seed=1, pool=200)
+    assert x.shape == (50, 3, 32, 32) and x.dtype == torch.float32
+    assert torch.equal(x, x2) and torch.equal(y, y2)
+    assert not torch.equal(y, checks.cifar10_test_subset(50, seed=2, pool=200)[1])
+    # the same preprocessing as training: image k of the split, normalised by course_pkg.data
+    images, labels = data.load_arrays("cifar10", "test", limit=200)
+    k = int(torch.randperm(200, generator=torch.Generator().manual_seed(1))[0])
+    assert torch.allclose(x[0], data.to_tensor(images[k:k + 1], "cifar10")[0])
+    assert int(y[0]) == int(labels[k])
+    with pytest.raises(ValueError, match="between 1 and pool"):
+        checks.cifar10_test_subset(300, seed=1, pool=200)
+
+
+def test_build_and_defined_turn_student_errors_into_messages():
+    def unfinished(x):
+        raise NotImplementedError()
+
+    with pytest.raises(checks.CheckFailed, match=r"unfinished\(<tensor 3x4>\) raises NotImplementedError"):
+        checks.build(unfinished, torch.zeros(3, 4))
+    with pytest.raises(checks.CheckFailed, match=r"fails: ZeroDivisionError"):
+        checks.build(lambda: 1 / 0)
+    assert checks.build(dict, a=1) == {"a": 1}
+    with pytest.raises(checks.CheckFailed, match="answers_3a is not defined"):
+        checks.defined({"other": 1}, "answers_3a")
+    checks.defined({"answers_3a": {}}, "answers_3a")

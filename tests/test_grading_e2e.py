@@ -125,9 +125,9 @@ class Graded:
         return path.read_text()
 
 
-def run_grade(course: Path, assignment: str, submissions: Path, *extra: str) -> Graded:
+def run_grade(course: Path, assignment: str, submissions: Path, *extra: str, cell_timeout: int = CELL_TIMEOUT) -> Graded:
     code = grade_main([assignment, "--course-dir", str(course), "--submissions", str(submissions),
-                       "--cell-timeout", str(CELL_TIMEOUT), *extra])
+                       "--cell-timeout", str(cell_timeout), *extra])
     return Graded(course, assignment, code)
 
 
@@ -301,6 +301,7 @@ def graded3(course, course_data, tmp_path_factory) -> tuple[Graded, Path]:
     write(subs / "solver", f"{A3}.ipynb", solved(A3))
     save_checkpoint(subs / "solver" / "googlenet_cifar.pt", create("googlenet_cifar", stem="16"),
                     {"model": "googlenet_cifar"})
+    write(subs / "blank", f"{A3}.ipynb", released(A3))
     write(subs / "nockpt", f"{A3}.ipynb", solved(A3))
     write(subs / "corrupt", f"{A3}.ipynb", solved(A3))
     write(subs / "corrupt", "googlenet_cifar.pt", b"PK\x03\x04" + os.urandom(2000))
@@ -315,7 +316,8 @@ def graded3(course, course_data, tmp_path_factory) -> tuple[Graded, Path]:
     torch.save(create("lenet5").state_dict(), subs / "wrongarch" / "googlenet_cifar.pt")
     write(subs / "wholemodel", f"{A3}.ipynb", solved(A3))
     torch.save(create("lenet5", variant="modern"), subs / "wholemodel" / "googlenet_cifar (1).pt")
-    return run_grade(course, A3, subs, "--timeout", "300"), marker
+    # the course's 60 s per cell: the accuracy cell may have to decode the JPEG test images first
+    return run_grade(course, A3, subs, "--timeout", "300", cell_timeout=60), marker
 
 
 def test_checkpoint_solution_passes_everything_but_accuracy(graded3):
@@ -329,6 +331,12 @@ def test_checkpoint_solution_passes_everything_but_accuracy(graded3):
     text = graded.output_text("solver", "test_accuracy")
     assert "accuracy on the grader's 250 CIFAR-10 test images" in text
     assert float(graded.rows["solver"]["seconds"]) < 120
+
+
+def test_checkpoint_blank_scores_zero_everywhere(graded3):
+    graded, _ = graded3
+    assert graded.rows["blank"]["status"] == "graded"
+    assert [graded.score("blank", c) for c in graded.cells()] == [0.0] * len(graded.cells())
 
 
 @pytest.mark.parametrize("student, message", [

@@ -312,6 +312,7 @@ def inception_module() -> Notebook:
     ''')
     nb.test("test_answers_3a", 2, '''
         ### BEGIN HIDDEN TESTS
+        checks.defined(globals(), "answers_3a")
         from course_pkg.models.inception import Inception as _Reference
         from course_pkg.profile import count_macs as _macs, count_params as _params
         _ref = _Reference(192, 64, 96, 128, 16, 32, 32)
@@ -375,7 +376,7 @@ def inception_module() -> Notebook:
             _ref = _Reference(_cin, *_f)
             _expected = {_b: (_params(getattr(_ref, _b)), _macs(getattr(_ref, _b), (_cin, _size, _size)))
                          for _b in ("branch1x1", "branch3x3", "branch5x5", "branch_pool")}
-            _got = branch_costs(_cin, *_f, _size)
+            _got = checks.build(branch_costs, _cin, *_f, _size)
             _got = {k: tuple(v) for k, v in _got.items()} if isinstance(_got, dict) else _got
             for _f_ in checks.diagnose_answers(_got, _expected, f"branch_costs for inception {_name}"):
                 _findings.append(_f_)
@@ -397,6 +398,7 @@ def inception_module() -> Notebook:
     ''')
     nb.test("test_channel_source", 1, '''
         ### BEGIN HIDDEN TESTS
+        checks.defined(globals(), "channel_source")
         from course_pkg.models.inception import Inception as _Reference
         _ref = _Reference(192, 64, 96, 128, 16, 32, 32)
         _bounds, _start = {}, 0
@@ -487,7 +489,7 @@ def lenet_alexnet() -> Notebook:
     nb.test("test_lenet5", 3, f"""
         ### BEGIN HIDDEN TESTS
         from course_pkg.models import create as _create
-        checks.fail_on(checks.diagnose_model(LeNet5(), _create("lenet5", variant="modern"), (1, 32, 32),
+        checks.fail_on(checks.diagnose_model(checks.build(LeNet5), _create("lenet5", variant="modern"), (1, 32, 32),
                                              name="LeNet5", children={LENET_CHILDREN!r}), "LeNet5")
         ### END HIDDEN TESTS
         out = LeNet5()(torch.zeros(2, 1, 32, 32))
@@ -515,6 +517,7 @@ def lenet_alexnet() -> Notebook:
     """)
     nb.test("test_lenet_by_hand", 2, """
         ### BEGIN HIDDEN TESTS
+        checks.defined(globals(), "lenet_shapes", "lenet_params")
         from course_pkg.models import create as _create
         from course_pkg.profile import count_params as _params
         _ref = _create("lenet5", variant="modern").eval()
@@ -599,7 +602,7 @@ def lenet_alexnet() -> Notebook:
     nb.test("test_alexnet", 3, f"""
         ### BEGIN HIDDEN TESTS
         from course_pkg.models import create as _create
-        checks.fail_on(checks.diagnose_model(AlexNet(), _create("alexnet"), (3, 227, 227), name="AlexNet",
+        checks.fail_on(checks.diagnose_model(checks.build(AlexNet), _create("alexnet"), (3, 227, 227), name="AlexNet",
                                              children={ALEXNET_CHILDREN!r}), "AlexNet")
         ### END HIDDEN TESTS
     """)
@@ -621,6 +624,7 @@ def lenet_alexnet() -> Notebook:
     """)
     nb.test("test_alexnet_by_hand", 2, """
         ### BEGIN HIDDEN TESTS
+        checks.defined(globals(), "alexnet_fc_fraction", "alexnet_conv1_shape")
         from course_pkg.models import create as _create
         from course_pkg.models.alexnet import param_split as _split
         _expected = _split(_create("alexnet"))["fc_fraction"]
@@ -657,6 +661,7 @@ def lenet_alexnet() -> Notebook:
     """)
     nb.test("test_bottleneck", 2, """
         ### BEGIN HIDDEN TESTS
+        checks.defined(globals(), "bottleneck")
         from course_pkg.profile import count_macs as _macs, count_params as _params
         _direct = nn.Conv2d(192, 32, 5, padding=2)
         _reduced = nn.Sequential(nn.Conv2d(192, 16, 1), nn.Conv2d(16, 32, 5, padding=2))
@@ -739,7 +744,7 @@ def googlenet_aux() -> Notebook:
         ### BEGIN HIDDEN TESTS
         from course_pkg.models.inception import InceptionAux as _Reference
         for _cin in (512, 528):
-            _findings = checks.diagnose_model(InceptionAux(_cin, 1000), _Reference(_cin, 1000), (_cin, 14, 14),
+            _findings = checks.diagnose_model(checks.build(InceptionAux, _cin, 1000), _Reference(_cin, 1000), (_cin, 14, 14),
                                               name=f"InceptionAux({_cin}, 1000)")
             checks.fail_on(_findings, f"auxiliary classifier on {_cin} channels")
         ### END HIDDEN TESTS
@@ -854,7 +859,7 @@ def googlenet_aux() -> Notebook:
         # Parameters of every module of the paper's network, the auxiliary heads included.
         ### BEGIN HIDDEN TESTS
         from course_pkg.models import create as _create
-        _findings = checks.diagnose_model(GoogLeNet(), _create("googlenet", init="pytorch"), (3, 224, 224),
+        _findings = checks.diagnose_model(checks.build(GoogLeNet), _create("googlenet", init="pytorch"), (3, 224, 224),
                                           name="GoogLeNet", children={GOOGLENET_CHILDREN!r})
         checks.fail_on([_f for _f in _findings if _f.kind in ("params", "structure", "total")], "GoogLeNet parameters")
         ### END HIDDEN TESTS
@@ -863,7 +868,7 @@ def googlenet_aux() -> Notebook:
         # Output shapes of every module at 224x224 (the ceil-mode pools give 56, 28, 14, 7).
         ### BEGIN HIDDEN TESTS
         from course_pkg.models import create as _create
-        _findings = checks.diagnose_model(GoogLeNet(), _create("googlenet", init="pytorch"), (3, 224, 224),
+        _findings = checks.diagnose_model(checks.build(GoogLeNet), _create("googlenet", init="pytorch"), (3, 224, 224),
                                           name="GoogLeNet", children={GOOGLENET_CHILDREN!r})
         checks.fail_on([_f for _f in _findings if _f.kind == "shape"], "GoogLeNet shapes")
         ### END HIDDEN TESTS
@@ -887,7 +892,8 @@ def googlenet_aux() -> Notebook:
     nb.test("test_cifar_model", 2, f"""
         ### BEGIN HIDDEN TESTS
         from course_pkg.models import create as _create
-        _findings = checks.diagnose_model(GoogLeNet(num_classes=10, cifar=True), _create("googlenet_cifar", stem="16"),
+        _findings = checks.diagnose_model(checks.build(GoogLeNet, num_classes=10, cifar=True),
+                                          _create("googlenet_cifar", stem="16"),
                                           (3, 32, 32), name="GoogLeNet(cifar=True)", children={GOOGLENET_CHILDREN!r})
         checks.fail_on(_findings, "CIFAR adaptation")
         ### END HIDDEN TESTS
@@ -916,13 +922,13 @@ def googlenet_aux() -> Notebook:
         _logits, _a1, _a2 = (torch.randn(8, 10, generator=_g) for _ in range(3))
         _y = torch.randint(0, 10, (8,), generator=_g)
         _main, _l1, _l2 = (F.cross_entropy(t, _y) for t in (_logits, _a1, _a2))
-        _got = float(googlenet_loss((_logits, _a1, _a2), _y))
+        _got = float(checks.build(googlenet_loss, (_logits, _a1, _a2), _y))
         _want = float(_main + 0.3 * (_l1 + _l2))
         _weight = (_got - float(_main)) / float(_l1 + _l2)
         checks.require(abs(_got - _want) < 1e-4,
                        f"googlenet_loss((logits, aux1, aux2), y) = {_got:.4f}; it behaves like main + {_weight:.3g} x "
                        "(aux1 + aux2): the paper weighs each auxiliary loss by 0.3 and adds it to the main loss")
-        _plain = float(googlenet_loss(_logits, _y))
+        _plain = float(checks.build(googlenet_loss, _logits, _y))
         checks.require(abs(_plain - float(_main)) < 1e-4,
                        "for a plain logits tensor (eval mode) the loss must be the cross-entropy of the logits alone")
         ### END HIDDEN TESTS
@@ -931,11 +937,11 @@ def googlenet_aux() -> Notebook:
     nb.md("""
         ## 4. Train on CIFAR-10 (GPU) and save the checkpoint
 
-        Run this in Colab with a GPU.  It uses the course's training loop
+        Run this in Colab with a GPU.  It trains your `GoogLeNet` with the course's training loop
         (`course_pkg.train.fit`: SGD with Nesterov momentum, one-cycle learning rate, mixed
-        precision) with your `GoogLeNet` and your `googlenet_loss`'s weighting (0.3).  When the
-        grader runs this notebook the cell is skipped and your submitted `googlenet_cifar.pt` is
-        used instead.  Keep the file name; submit it next to the notebook.
+        precision), whose loss is the one you wrote above: main + 0.3 x each auxiliary head.
+        When the grader runs this notebook the cell is skipped and your submitted
+        `googlenet_cifar.pt` is used instead.  Keep the file name; submit it next to the notebook.
     """)
     nb.plain("""
         import os
@@ -974,7 +980,7 @@ def googlenet_aux() -> Notebook:
     nb.test("test_accuracy", 6, """
         # Accuracy of your checkpoint on CIFAR-10 test images chosen by the grader.
         ### BEGIN HIDDEN TESTS
-        _model = GoogLeNet(num_classes=10, cifar=True)
+        _model = checks.build(GoogLeNet, num_classes=10, cifar=True)
         try:
             checks.load_student_checkpoint(_model, "googlenet_cifar.pt")
         except checks.CheckFailed as _err:
@@ -1040,7 +1046,7 @@ def multicrop() -> Notebook:
         for _h, _w, _c in ((40, 48, 32), (51, 37, 24), (33, 33, 33)):
             _img = torch.rand(3, _h, _w, generator=_g)
             _ref, _ = _views(_img, "ten", crop=_c, scales=None)
-            checks.fail_on(checks.diagnose_views(ten_crop(_img, _c), _ref, "ten"), f"ten_crop on a {_h}x{_w} image")
+            checks.fail_on(checks.diagnose_views(checks.build(ten_crop, _img, _c), _ref, "ten"), f"ten_crop on a {_h}x{_w} image")
         ### END HIDDEN TESTS
         views = ten_crop(torch.rand(3, 40, 48), 32)
         assert views.shape == (10, 3, 32, 32), f"shape {tuple(views.shape)}, expected (10, 3, 32, 32)"
@@ -1084,7 +1090,7 @@ def multicrop() -> Notebook:
         for _h, _w, _scales, _c in ((40, 50, (40, 48, 56, 64), 32), (45, 30, (36, 44), 28), (32, 32, (32, 40), 24)):
             _img = torch.rand(3, _h, _w, generator=_g)
             _ref, _ = _views(_img, "googlenet144", crop=_c, scales=_scales)
-            checks.fail_on(checks.diagnose_views(views_144(_img, _scales, _c), _ref, "googlenet144"),
+            checks.fail_on(checks.diagnose_views(checks.build(views_144, _img, _scales, _c), _ref, "googlenet144"),
                            f"views_144 on a {_h}x{_w} image, scales {_scales}")
         ### END HIDDEN TESTS
         views = views_144(torch.rand(3, 40, 50), scales=(40, 48, 56, 64), crop=32)
@@ -1106,7 +1112,7 @@ def multicrop() -> Notebook:
         ### BEGIN HIDDEN TESTS
         from course_pkg.evaluate import reduce_views as _reduce
         _logits = torch.randn(10, 7, generator=torch.Generator().manual_seed(5)) * 3
-        _got = average_softmax(_logits)
+        _got = checks.build(average_softmax, _logits)
         for _rule, _why in (("logit_mean", "the softmax of the mean logits (torchvision's TenCrop example)"),
                             ("max", "the maximum over views (the paper tried it; it was worse)")):
             checks.require(not (isinstance(_got, torch.Tensor) and _got.shape == (7,)

@@ -29,6 +29,8 @@ __all__ = [
     "Finding",
     "require",
     "fail_on",
+    "build",
+    "defined",
     "partial_credit",
     "n_params",
     "conv_params",
@@ -99,6 +101,37 @@ def fail_on(findings: Iterable[Finding], what: str = "", limit: int = 12) -> Non
     if len(findings) > limit:
         lines.append(f"  ... and {len(findings) - limit} more of the same kind")
     raise CheckFailed("\n".join(lines))
+
+
+def build(factory: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``factory(*args, **kwargs)``, with a failure turned into a :class:`CheckFailed` that says
+    what to do (e.g. for the unchanged ``raise NotImplementedError()``)."""
+    name = getattr(factory, "__name__", str(factory))
+    def short(value: Any) -> str:
+        if isinstance(value, torch.Tensor):
+            return f"<tensor {'x'.join(map(str, value.shape))}>"
+        if isinstance(value, (tuple, list)) and any(isinstance(v, torch.Tensor) for v in value):
+            return "(" + ", ".join(short(v) for v in value) + ")"
+        text = repr(value)
+        return text if len(text) <= 40 else text[:37] + "..."
+
+    shown = ", ".join([short(a) for a in args] + [f"{k}={short(v)}" for k, v in kwargs.items()])
+    try:
+        return factory(*args, **kwargs)
+    except NotImplementedError:
+        raise CheckFailed(f"{name}({shown}) raises NotImplementedError: replace `raise NotImplementedError()` "
+                          "with your code") from None
+    except Exception as err:  # noqa: BLE001 -- a student's error, reported in one line
+        first = str(err).splitlines()[0] if str(err) else ""
+        raise CheckFailed(f"{name}({shown}) fails: {type(err).__name__}: {first}") from None
+
+
+def defined(namespace: dict[str, Any], *names: str) -> None:
+    """Raise :class:`CheckFailed` naming the answers that the notebook never defined."""
+    missing = [n for n in names if n not in namespace]
+    if missing:
+        raise CheckFailed(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not defined: write "
+                          "your answer in the cell above (replacing `raise NotImplementedError()`) and run it")
 
 
 def partial_credit(fraction: float, points: float) -> float:
@@ -549,13 +582,20 @@ def load_student_checkpoint(model: nn.Module, path: str | os.PathLike) -> dict[s
         raise CheckFailed(f"checkpoint {path.name}: {err}") from None
 
 
-def cifar10_test_subset(n: int, seed: int, download: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def cifar10_test_subset(n: int, seed: int, download: bool = False,
+                        pool: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
     """A fixed, seeded subset of ``n`` CIFAR-10 test images, normalised exactly as in training
-    (``course_pkg.data.to_tensor``), and their labels.  Offline through ``$COURSE_DATA``;
-    ``download=True`` lets torchvision fetch the data (Colab)."""
+    (``course_pkg.data.to_tensor``), and their labels.
+
+    Drawn from the first ``pool`` images of the official test split, so that grading decodes only
+    those (the offline copy is JPEG) when no decoded cache exists yet.  Offline through
+    ``$COURSE_DATA``; ``download=True`` lets torchvision fetch the data (Colab).
+    """
     from .. import data as course_data
 
-    images, labels = course_data.load_arrays("cifar10", "test", download=download)
+    if not 0 < n <= pool:
+        raise ValueError(f"n must be between 1 and pool={pool}, got {n}")
+    images, labels = course_data.load_arrays("cifar10", "test", limit=pool, download=download)
     index = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:n].numpy()
     return course_data.to_tensor(images[index], "cifar10"), torch.as_tensor(labels[index]).long()
 
