@@ -327,3 +327,13 @@ def test_build_and_defined_turn_student_errors_into_messages():
     with pytest.raises(checks.CheckFailed, match="answers_3a is not defined"):
         checks.defined({"other": 1}, "answers_3a")
     checks.defined({"answers_3a": {}}, "answers_3a")
+
+
+def test_course_grade_explains_what_is_missing(tmp_path, capsys):
+    from course_pkg.grading import main
+
+    assert main(["02_inception_module", "--course-dir", str(tmp_path)]) == 2
+    assert "has no nbgrader_config.py" in capsys.readouterr().err
+    shutil.copy(REPO / "nbgrader_config.py", tmp_path)
+    assert main(["nope", "--course-dir", str(tmp_path)]) == 2
+    assert "make assignments" in capsys.readouterr().err
