@@ -289,8 +289,8 @@ def evaluate_accuracy(
     """Top-1 accuracy of ``model`` over ``loader``: returns ``(accuracy, n)``, all-reduced under DDP."""
     device = pick_device(device) if device is None or not isinstance(device, torch.device) else device
     precision = pick_precision(device, precision)
-    if channels_last is None:
-        channels_last = device.type == "cuda"
+    if channels_last is None:  # faster on GPUs and, for convolutions, ~1.6x on the CPU too
+        channels_last = device.type in ("cuda", "cpu")                 # (benchmarks/cpu_eval_cost.py)
     was_training = model.training
     model.eval()
     correct = torch.zeros((), dtype=torch.int64, device=device)
