@@ -55,6 +55,26 @@ def solved(assignment: str) -> nbformat.NotebookNode:
     return nb
 
 
+def hidden_lines(assignment: str) -> list[str]:
+    """The substantial lines of the instructor notebook's hidden tests."""
+    lines = []
+    for c in _read(REPO / "solutions" / assignment / f"{assignment}.ipynb").cells:
+        if "### BEGIN HIDDEN TESTS" in c.source:
+            region = c.source.split("### BEGIN HIDDEN TESTS", 1)[1].split("### END HIDDEN TESTS", 1)[0]
+            lines += [line.strip() for line in region.splitlines() if len(line.strip()) > 15]
+    assert lines
+    return lines
+
+
+def assert_no_hidden_tests(html_text: str, assignment: str) -> None:
+    import html
+
+    text = html.unescape(html_text)
+    assert "HIDDEN TESTS" not in text
+    leaked = [line for line in hidden_lines(assignment) if line in text]
+    assert not leaked, f"hidden test lines in the feedback: {leaked[:3]}"
+
+
 def cell(nb: nbformat.NotebookNode, grade_id: str) -> nbformat.NotebookNode:
     return next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
 
@@ -248,6 +268,7 @@ def test_reports_and_feedback_without_hidden_tests(graded2):
     summary = (graded2.report / "summary.txt").read_text()
     assert "5 graded, 2 failed" in summary and "FAILED crasher" in summary
     for student in ("solver", "blank", "tv3x3", "colab", "looper"):
+        assert_no_hidden_tests(graded2.feedback(student), A2)
         html = graded2.feedback(student)
         for secret in ("HIDDEN TESTS", "inception_findings", "diagnose_answers", "fail_on"):
             assert secret not in html, (student, secret)
@@ -330,6 +351,8 @@ def test_checkpoint_solution_passes_everything_but_accuracy(graded3):
             assert graded.score("solver", c) > 0, c
     text = graded.output_text("solver", "test_accuracy")
     assert "accuracy on the grader's 250 CIFAR-10 test images" in text
+    for student in graded.rows:
+        assert_no_hidden_tests(graded.feedback(student), A3)
     assert float(graded.rows["solver"]["seconds"]) < 120
 
 
@@ -388,4 +411,5 @@ def test_solution_full_blank_zero(course, tmp_path, assignment):
     assert float(graded.rows["solver"]["score"]) == float(graded.rows["solver"]["max_score"]) > 0
     assert [graded.score("blank", c) for c in graded.cells()] == [0.0] * len(graded.cells())
     assert float(graded.rows["solver"]["seconds"]) < 120
-    assert "HIDDEN TESTS" not in graded.feedback("solver")
+    assert_no_hidden_tests(graded.feedback("solver"), assignment)
+    assert_no_hidden_tests(graded.feedback("blank"), assignment)
