@@ -587,8 +587,10 @@ def cifar10_test_subset(n: int, seed: int, download: bool = False,
     """A fixed, seeded subset of ``n`` CIFAR-10 test images, normalised exactly as in training
     (``course_pkg.data.to_tensor``), and their labels.
 
-    Drawn from the first ``pool`` images of the official test split, so that grading decodes only
-    those (the offline copy is JPEG) when no decoded cache exists yet.  Offline through
+    Drawn from ``pool`` images spread evenly over the official test split
+    (``course_pkg.data.subset_indices``: 200 of each class for the default 2,000, although the
+    JPEG copy is stored sorted by class), so that grading decodes only those when no decoded cache
+    exists yet.  Offline through
     ``$COURSE_DATA``; ``download=True`` lets torchvision fetch the data (Colab).
     """
     from .. import data as course_data
