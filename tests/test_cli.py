@@ -63,7 +63,10 @@ def test_no_command_prints_help(capsys):
 
 
 def test_grade_without_grading_module(capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "course_pkg.grading", None)  # makes the import fail
+    import course_pkg
+
+    monkeypatch.setitem(sys.modules, "course_pkg.grading", None)  # makes the import fail...
+    monkeypatch.delattr(course_pkg, "grading", raising=False)  # ...even after other tests imported it
     status, _, err = _run(capsys, ["grade", "--help"])
     assert status == 2 and "course_pkg.grading" in err
 
