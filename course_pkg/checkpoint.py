@@ -33,6 +33,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ._io import atomic_write
+
 FORMAT = "course_pkg.checkpoint/1"
 _SHOW = 5  # how many key names an error message lists before "... and N more"
 
@@ -124,9 +126,7 @@ def save_checkpoint(
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def resume_path(checkpoint_path: str | os.PathLike) -> Path:

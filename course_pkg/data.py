@@ -42,6 +42,8 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from ._io import atomic_write
+
 log = logging.getLogger(__name__)
 
 DATA_ENV = "COURSE_DATA"  # folder with the offline copies
@@ -362,30 +364,19 @@ def _read_cache(source: Path, split: str, cache_dir: Path):
     return images, labels
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write via a temporary file in the same folder, then rename: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _write_cache(source: Path, split: str, cache_dir: Path, images: np.ndarray, labels: np.ndarray):
     paths = _cache_paths(cache_dir, split)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         paths["meta"].unlink(missing_ok=True)  # the meta file is written last: it marks completion
-        _atomic_write(paths["images"], lambda f: np.save(f, images))
-        _atomic_write(paths["labels"], lambda f: np.save(f, labels))
+        atomic_write(paths["images"], lambda f: np.save(f, images))
+        atomic_write(paths["labels"], lambda f: np.save(f, labels))
         stat = source.stat()
         meta = {"format": CACHE_FORMAT, "source": str(source), "source_size": stat.st_size,
                 "source_mtime_ns": stat.st_mtime_ns, "source_sha256": _file_sha256(source),
                 "images_shape": list(images.shape), "images_crc32": _crc(images),
                 "labels_crc32": _crc(labels)}
-        _atomic_write(paths["meta"], lambda f: f.write(json.dumps(meta, indent=1).encode()))
+        atomic_write(paths["meta"], lambda f: f.write(json.dumps(meta, indent=1).encode()))
     except OSError as exc:
         log.warning("could not write the decoded cache in %s (%s); set %s to a writable folder "
                     "to avoid decoding again next time", cache_dir, exc, CACHE_ENV)

@@ -605,16 +605,15 @@ def cifar10_test_subset(n: int, seed: int, download: bool = False,
 def subset_accuracy(model: nn.Module, n: int, seed: int, batch_size: int = 250,
                          device: str | None = None, download: bool = False) -> float:
     """Top-1 accuracy of ``model`` (eval mode) on :func:`cifar10_test_subset` ``(n, seed)``."""
+    from ..train import evaluate_accuracy, pick_device
+
     images, labels = cifar10_test_subset(n, seed, download=download)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = pick_device(device)
     model = model.to(device).eval()
-    correct = 0
-    with torch.no_grad():
-        for i in range(0, len(labels), batch_size):
-            out = model(images[i:i + batch_size].to(device))
-            out = out.logits if hasattr(out, "logits") else out
-            correct += int((out.argmax(1).cpu() == labels[i:i + batch_size]).sum())
-    return correct / len(labels)
+    batches = [(images[i:i + batch_size], labels[i:i + batch_size]) for i in range(0, len(labels), batch_size)]
+    # fp32 and the input's own memory layout: a student's model may flatten with .view()
+    accuracy, _ = evaluate_accuracy(model, batches, device, precision="fp32", channels_last=False)
+    return accuracy
 
 # --------------------------------------------------------------------------------------------
 # Multi-crop views (assignment 4)
