@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import json
 import os
 import subprocess
@@ -99,8 +100,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if dataset not in RECIPES:
         raise UserError(f"unknown data set {dataset!r}; choose one of {', '.join(RECIPES)}")
     recipe = dict(RECIPES[dataset])
-    for key in ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "label_smoothing",
-                "aux_weight", "precision", "channels_last", "compile", "augment"):
+    for key in ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "warmup",
+                "label_smoothing", "aux_weight", "precision", "channels_last", "compile", "augment", "cutout"):
         value = getattr(args, key)
         if value is not None:
             recipe[key] = value
@@ -114,8 +115,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     rank, world, _ = distributed_env()
     data = _data()
+    augment = recipe["augment"]
+    if recipe.get("cutout"):
+        if not augment:
+            raise UserError("--cutout is an augmentation: it cannot be combined with --no-augment")
+        augment = dataclasses.replace(data.DEFAULT_AUGMENT[dataset], cutout=int(recipe["cutout"]))
     train_loader, test_loader = data.get_loaders(
-        dataset, batch_size=recipe["batch_size"], device=device, augment=recipe["augment"],
+        dataset, batch_size=recipe["batch_size"], device=device, augment=augment,
         limit=args.limit, seed=args.seed, rank=rank, world_size=world,
         channels_last=bool(recipe["channels_last"]) and device.type == "cuda")
     main = rank == 0
@@ -250,12 +256,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, help="peak learning rate")
     t.add_argument("--weight-decay", type=float)
     t.add_argument("--schedule", choices=["onecycle", "cosine", "step", "constant"])
+    t.add_argument("--warmup", type=float, help="fraction of the steps spent warming up (onecycle, cosine)")
     t.add_argument("--label-smoothing", type=float)
     t.add_argument("--aux-weight", type=float, help="weight of each auxiliary loss (paper: 0.3)")
     t.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"])
     t.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
     t.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None)
     t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
+    t.add_argument("--cutout", type=int, metavar="PIXELS", help="also blank a random square of this size (0: off)")
     t.add_argument("--limit", type=int, help="use only N training and N test images, spread evenly over each split")
     t.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: a GPU if there is one)")
     t.add_argument("--seed", type=int, default=0)

@@ -212,3 +212,23 @@ def test_resume_gives_the_same_result(tmp_path):
         fit(_toy_model(), loader, checkpoint_path=path, **{**settings, "lr": 0.1})
     fresh = fit(_toy_model(), loader, checkpoint_path=path, resume=False, **{**settings, "epochs": 1})
     assert len(fresh) == 1
+
+
+def test_fused_optimizer_is_the_same_update():
+    """fit uses the fused (one-kernel) SGD on GPUs; it must compute the same update as the loop."""
+    from course_pkg.train import make_optimizer
+
+    results = []
+    for fused in (False, True):
+        model = _toy_model(seed=1)
+        opt = make_optimizer(model, "sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4, fused=fused)
+        assert opt.defaults["fused"] is fused
+        for x, y in _toy_data(n=96, batch=32):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+        results.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert torch.allclose(results[0], results[1], atol=1e-6)
+    assert not torch.equal(results[0], torch.cat([p.flatten() for p in _toy_model(seed=1).parameters()]))
+    # auto: the CPU keeps the ordinary loop (fused is chosen only when every parameter is on a GPU)
+    assert make_optimizer(_toy_model()).defaults["fused"] is False
