@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
-import subprocess
 from pathlib import Path
 
 import torch
@@ -15,15 +14,11 @@ RESULTS = REPO / "benchmarks" / "results"
 
 
 def commit() -> str:
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    """Short hash of the code that runs (``-dirty`` if it has uncommitted changes); on a copy
+    without .git (the lent GPU machine) the caller names it in ``$COURSE_COMMIT``."""
+    from course_pkg.cli import source_commit
+
+    return source_commit() or "unknown"
 
 
 def device_name(device: torch.device | str | None = None) -> str:

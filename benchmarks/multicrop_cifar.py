@@ -6,7 +6,10 @@ On one H100, ``--bf16`` over the 10,000 test images is about 6 million views per
 1/10/144-view rows together: 10,000 x (1 + 10 + 4 x 144)); on a CPU use ``--limit``.
 
 Uses the reference ``googlenet_cifar`` checkpoints shipped in ``course_pkg.pretrained`` (all of
-them by default; they are trained on a GPU, see ``course_pkg.pretrained.PLANNED``) and the CIFAR-10
+them by default; they are trained on a GPU, see ``course_pkg.pretrained.PLANNED``), or any
+checkpoints written by ``course train`` (``--models a.pt,b.pt,...``: e.g. the BN-layout runs of
+``train_cifar.py``, which differ in their recipes as the paper's seven models differed in their
+sampling), and the CIFAR-10
 test split from ``course_pkg.data`` (the JPEG copy when ``$COURSE_DATA`` points at it).  The
 paper's protocol (section 7) is scaled from 224-pixel crops of images resized to 256-352 down to
 32-pixel crops:
@@ -73,10 +76,21 @@ def load_models(names: list[str] | None, device: torch.device) -> tuple[list[str
             f"(shipped: {', '.join(shipped) or 'none'}). Train them on a GPU first ({how}), "
             "or name checkpoints with --models."
         )
-    try:
-        return names, [pretrained.load(n, device) for n in names]
-    except ValueError as err:
-        raise SystemExit(str(err)) from None
+    from course_pkg.checkpoint import CheckpointError, load_model
+
+    models = []
+    for name in names:
+        try:
+            if name.endswith(".pt"):  # a checkpoint file written by `course train` (e.g. a benchmark run)
+                if not Path(name).is_file():
+                    raise SystemExit(f"--models: no checkpoint file at {name}")
+                model, _ = load_model(name, device)
+            else:
+                model = pretrained.load(name, device)
+        except (ValueError, CheckpointError) as err:
+            raise SystemExit(f"--models: {name}: {err}") from None
+        models.append(model.eval())
+    return [Path(n).stem if n.endswith(".pt") else n for n in names], models
 
 
 def load_test_set(limit: int | None) -> tuple[torch.Tensor, torch.Tensor, str]:
@@ -139,12 +153,15 @@ def write(result: dict, out_dir: Path, stem: str = "multicrop_cifar") -> tuple[P
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", help="comma-separated checkpoint names (default: every googlenet_cifar one shipped)")
-    parser.add_argument("--limit", type=int, default=None, help="first N test images only (default: all 10,000)")
+    parser.add_argument("--models", help="comma-separated shipped checkpoint names or .pt files written by "
+                        "`course train` (default: every googlenet_cifar checkpoint shipped)")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="N test images spread evenly over the split (default: all 10,000)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--chunk-size", type=int, default=8192, help="views per forward pass")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON and markdown results")
+    parser.add_argument("--stem", default="multicrop_cifar", help="name of the result files")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
 
@@ -173,7 +190,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     print(ev.format_table3(rows))
     if not args.no_write:
-        for p in write(result, args.out):
+        for p in write(result, args.out, args.stem):
             print("wrote", p)
     return result
 

@@ -62,7 +62,13 @@ def default_dataset(model: str) -> str:
     return "mnist" if model.startswith("lenet") else "cifar10"
 
 
-def _git_commit() -> str | None:
+def source_commit() -> str | None:
+    """The commit of the code that runs: ``$COURSE_COMMIT`` if set (a copy of the tree without
+    its .git, as on a lent GPU machine, says which commit it is), else git's short hash with
+    ``-dirty`` for uncommitted changes, else None."""
+    given = os.environ.get("COURSE_COMMIT", "").strip()
+    if given:
+        return given
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                              cwd=Path(__file__).resolve().parent, timeout=10)
@@ -141,7 +147,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "model": args.model, "model_kwargs": kwargs, "dataset": dataset,
         "train_limit": args.limit, "val_split": "test", "seed": args.seed,
         "command": "course " + " ".join(sys.argv[1:] if args.argv is None else args.argv),
-        "commit": _git_commit(), "device": str(device),
+        "commit": source_commit(), "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "recipe": {k: v for k, v in recipe.items()}, "cpu_threads": torch.get_num_threads(),
     }

@@ -118,3 +118,46 @@ def test_quick_sweep_and_stop_after(bench, tmp_path, course_data, monkeypatch):
     assert not (tmp_path / "cifar_summary.json").exists()  # plumbing checks never reach the summary
     with pytest.raises(SystemExit):
         bench.main(["--only", "bn", "--sweep", "lr=0.1,0.2", "--publish", "--out-dir", str(tmp_path)])
+
+
+def test_commit_can_be_named_where_there_is_no_git(bench, monkeypatch):
+    import _meta
+
+    monkeypatch.setenv("COURSE_COMMIT", "0123abc")
+    assert _meta.commit() == "0123abc"
+    monkeypatch.delenv("COURSE_COMMIT")
+    monkeypatch.setenv("GIT_DIR", "/nonexistent")  # as on the GPU machine: a tree without .git
+    assert _meta.commit() == "unknown"
+
+
+def _session(repo_root, tmp_path, *steps, **env):
+    import os
+    import subprocess
+
+    full_env = {**os.environ, "OUT": str(tmp_path / "out"), **env}
+    return subprocess.run(["bash", str(repo_root / "benchmarks" / "gpu_session.sh"), *steps],
+                          capture_output=True, text=True, env=full_env, timeout=120)
+
+
+def test_gpu_session_script_refuses_what_would_waste_device_time(repo_root, tmp_path, course_data):
+    proc = _session(repo_root, tmp_path, "published", GIT_DIR="/nonexistent", COURSE_COMMIT="")
+    assert proc.returncode == 2 and "name the commit" in proc.stderr
+    proc = _session(repo_root, tmp_path, "published", COURSE_DATA=str(tmp_path))
+    assert proc.returncode == 2 and "cifar10_jpeg.npz" in proc.stderr
+    proc = _session(repo_root, tmp_path, "no_such_step", COURSE_DATA=str(course_data))
+    assert proc.returncode == 2 and "unknown step no_such_step" in proc.stdout
+
+
+def test_gpu_session_script_keeps_its_deadline_and_packs(repo_root, tmp_path, course_data):
+    import tarfile
+
+    # a budget already spent: every step is skipped, and the packing still happens
+    proc = _session(repo_root, tmp_path, "published", "multicrop", COURSE_DATA=str(course_data), BUDGET="0",
+                    CKPTS=str(tmp_path / "none"))
+    assert proc.returncode == 0, proc.stderr
+    log = (tmp_path / "out" / "log.txt").read_text()
+    assert log.count("skipped (budget spent)") == 3  # published; multicrop's throughput and Table 3
+    assert "fewer than two BN-layout checkpoints" in log
+    with tarfile.open(tmp_path / "out" / "results.tar.gz") as tar:
+        assert tar.getnames() == []  # nothing ran, so nothing new to bring back
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["log.txt", "results.tar.gz"]

@@ -509,3 +509,25 @@ def test_cifar_script_end_to_end_with_stand_in_checkpoints(monkeypatch, tmp_path
     md = (tmp_path / "multicrop_cifar.md").read_text()
     assert result["device"] in md and result["commit"] in md and "--limit 3" in md
     assert len(json_load(tmp_path / "multicrop_cifar.json")["rows"]) == 12
+
+
+def test_cifar_script_takes_checkpoint_files(tmp_path, course_data):
+    """--models also takes .pt files written by `course train` (an ensemble of benchmark runs)."""
+    bench = _load_script("multicrop_cifar")
+    from course_pkg.checkpoint import save_checkpoint
+    from course_pkg.models import create
+
+    torch.manual_seed(0)
+    model = create("googlenet_cifar", stem="16", aux_logits=False)
+    path = tmp_path / "run_a.pt"
+    save_checkpoint(path, model, {"model": "googlenet_cifar", "model_kwargs": {"stem": "16", "aux_logits": False}})
+    with pytest.raises(SystemExit, match="no checkpoint file at .*missing.pt"):
+        bench.main(["--models", str(tmp_path / "missing.pt"), "--limit", "1", "--no-write"])
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit, match="--models: .*bad.pt"):
+        bench.main(["--models", str(tmp_path / "bad.pt"), "--limit", "1", "--no-write"])
+    names, models = bench.load_models([str(path)], torch.device("cpu"))
+    assert names == ["run_a"] and not models[0].training
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(models[0](x), model.eval()(x), atol=2e-2)  # fp16 weights
