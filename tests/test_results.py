@@ -1,0 +1,85 @@
+"""course_pkg.results: what chapters 7 and 8 draw from the GPU benchmark files (synthetic files here)."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+
+from course_pkg import results  # noqa: E402
+
+
+def _run(name, acc, seconds=60.0, speed=40_000.0, history=None):
+    return {"name": name, "config": name.split("[")[0], "what": f"about {name}", "epochs": 30,
+            "final_test_acc": acc, "train_seconds": seconds, "images_per_s_median": speed,
+            "history": history or [], "environment": {"device_name": "NVIDIA H100", "date": "2026-12-01T10:00",
+                                                      "commit": "abc1234"}}
+
+
+SUMMARY = {"runs": [_run("bn", 0.9012), _run("bn_noaugment", 0.8350), _run("bn_nosmoothing", 0.9040)]}
+
+
+def test_ablation_rows_give_the_change_against_the_base():
+    rows = results.ablation_rows(SUMMARY, ["bn_noaugment", "bn_nosmoothing", "not_run_yet"], base="bn")
+    assert [r["run"] for r in rows] == ["bn", "bn_noaugment", "bn_nosmoothing"]  # missing runs left out
+    assert [r["vs bn"] for r in rows] == ["—", "-6.62 pp", "+0.28 pp"]
+    assert rows[1]["test accuracy"] == "83.50%" and rows[0]["images/s"] == "40,000"
+    assert rows[0]["measured on"] == "NVIDIA H100, 2026-12-01, commit abc1234"
+    table = results.markdown_table(rows)
+    assert table.splitlines()[0].startswith("| run | what |") and len(table.splitlines()) == 5
+    with pytest.raises(KeyError, match="no run named 'faithful'.*bn, bn_noaugment"):
+        results.ablation_rows(SUMMARY, ["x"], base="faithful")
+
+
+def test_load_missing_corrupt_and_present(tmp_path, monkeypatch):
+    assert results.load("cifar_summary", tmp_path) is None
+    (tmp_path / "broken.json").write_text("{not json")
+    with pytest.raises(ValueError, match="broken.json is not a readable results file.*regenerate"):
+        results.load("broken", tmp_path)
+    (tmp_path / "cifar_summary.json").write_text(json.dumps(SUMMARY))
+    monkeypatch.setenv("COURSE_RESULTS", str(tmp_path))
+    assert results.runs_by_name(results.load("cifar_summary"))["bn"]["final_test_acc"] == 0.9012
+
+
+def test_learning_curves_plot_each_epoch_and_skip_missing_values():
+    histories = {
+        "bn": [{"epoch": 1, "val_acc": 0.5}, {"epoch": 2, "val_acc": 0.7}, {"epoch": 3, "val_acc": 0.8}],
+        "faithful": [{"epoch": 1, "val_acc": None}, {"epoch": 2, "val_acc": 0.6}],
+    }
+    fig = results.plot_learning_curves(histories)
+    lines = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in fig.axes[0].lines}
+    assert lines == {"bn": ([1, 2, 3], [0.5, 0.7, 0.8]), "faithful": ([2], [0.6])}
+    plt.close(fig)
+
+
+def test_frontier_is_ordered_by_time_with_the_target_drawn():
+    runs = [_run("bn[epochs=20]", 0.91, 60), _run("bn[epochs=10]", 0.88, 30), _run("bn[epochs=40]", 0.92, 120)]
+    fig = results.plot_frontier(runs, target=(0.93, 90))
+    ax = fig.axes[0]
+    assert list(ax.lines[0].get_xdata()) == [30, 60, 120]
+    assert list(ax.lines[0].get_ydata()) == pytest.approx([88, 91, 92])
+    assert [t.get_text() for t in ax.texts] == ["bn[epochs=10]", "bn[epochs=20]", "bn[epochs=40]"]
+    assert ax.lines[1].get_ydata()[0] == pytest.approx(93) and ax.lines[2].get_xdata()[0] == 90
+    plt.close(fig)
+
+
+def test_table3_bars_per_scheme_and_ensemble_size():
+    rows = [{"label": "1 view", "models": 1, "top1": 0.90}, {"label": "10 views", "models": 1, "top1": 0.91},
+            {"label": "1 view", "models": 2, "top1": 0.92}, {"label": "10 views", "models": 2, "top1": 0.93}]
+    fig = results.plot_table3(rows)
+    ax = fig.axes[0]
+    heights = sorted(round(p.get_height(), 6) for p in ax.patches)
+    assert heights == [90, 91, 92, 93]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1 view", "10 views"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["1 model", "2 models"]
+    plt.close(fig)
+
+
+def test_the_repository_results_folder_is_found():
+    # the book build reads benchmarks/results/ of the checkout; the CPU results are committed there
+    assert (results.REPO_RESULTS / "cpu_eval_cost.json").is_file()
+    assert results.load("cpu_eval_cost", results.REPO_RESULTS) is not None
