@@ -111,6 +111,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         value = getattr(args, key)
         if value is not None:
             recipe[key] = value
+    if args.compile_mode:
+        if args.compile is False:
+            raise UserError("--compile-mode needs compile: drop --no-compile")
+        recipe["compile"] = args.compile_mode
     kwargs = parse_kwargs(args.kw)
     seed_everything(args.seed)
     try:
@@ -247,6 +251,11 @@ def cmd_grade(argv: Sequence[str]) -> int:
 
 
 # --------------------------------------------------------------------------------------------
+# train.COMPILE_MODES, spelled out so that building the parser does not import torch (a test
+# checks that the two agree)
+COMPILE_MODES_CLI = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="course", description="Going Deeper: train, evaluate, grade.")
     sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,pretrained,grade}")
@@ -268,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"])
     t.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
     t.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None)
+    t.add_argument("--compile-mode", choices=COMPILE_MODES_CLI,
+                   help="torch.compile with this mode (implies --compile); reduce-overhead uses CUDA graphs")
     t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
     t.add_argument("--cutout", type=int, metavar="PIXELS", help="also blank a random square of this size (0: off)")
     t.add_argument("--limit", type=int, help="use only N training and N test images, spread evenly over each split")

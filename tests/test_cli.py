@@ -36,6 +36,8 @@ def _run(capsys, argv):
     (["train", "--model", "lenet5", "--kw", "colour=blue", "--out", "x.pt"], "cannot build 'lenet5'"),
     (["evaluate", "--pretrained", "lenet5_mnist", "--limit", "0"], "--limit must be a positive"),
     (["evaluate", "--pretrained", "lenet5_mnist", "--device", "gpu"], "unknown device 'gpu'"),
+    (["train", "--model", "lenet5", "--compile-mode", "reduce-overhead", "--no-compile", "--out", "x.pt"],
+     "--compile-mode needs compile"),
     (["train", "--model", "lenet5", "--cutout", "8", "--no-augment", "--out", "x.pt"],
      "--cutout is an augmentation: it cannot be combined with --no-augment"),
 ])

@@ -232,3 +232,16 @@ def test_fused_optimizer_is_the_same_update():
     assert not torch.equal(results[0], torch.cat([p.flatten() for p in _toy_model(seed=1).parameters()]))
     # auto: the CPU keeps the ordinary loop (fused is chosen only when every parameter is on a GPU)
     assert make_optimizer(_toy_model()).defaults["fused"] is False
+
+
+def test_compile_mode_reaches_torch_compile(monkeypatch):
+    from course_pkg import cli, train
+
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda net, mode=None: calls.append(mode) or net)
+    fit(_toy_model(), _toy_data(n=64), epochs=1, compile="reduce-overhead", progress=False)
+    fit(_toy_model(), _toy_data(n=64), epochs=1, compile=True, progress=False)
+    assert calls == ["reduce-overhead", None]
+    with pytest.raises(ValueError, match="compile must be True, False or one of default, reduce-overhead"):
+        fit(_toy_model(), _toy_data(n=64), epochs=1, compile="fast")
+    assert cli.COMPILE_MODES_CLI == train.COMPILE_MODES  # the CLI's list (kept free of torch) agrees
