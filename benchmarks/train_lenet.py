@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     suffix = "_subset" if args.limit else ""
     stem = args.out_dir / f"lenet5_mnist_{date:%Y%m%d}_cpu{suffix}"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    lines = [f"# LeNet-5 (modern) on MNIST, CPU", "",
+    lines = ["# LeNet-5 (modern) on MNIST, CPU", "",
              f"Device: {env['device_name']}, {args.threads} torch thread(s), load average "
              f"{env['load_average_1min']} at the end (a shared machine: times vary) · date: {env['date']} · "
              f"commit: {env['commit']} · command: `{env['command']}`", "",

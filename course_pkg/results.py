@@ -91,16 +91,20 @@ def markdown_table(rows: list[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _figure(ax, figsize: tuple[float, float]):
+    """``(figure, axes)``: the given axes and their figure, or a new figure of ``figsize``."""
+    if ax is not None:
+        return ax.figure, ax
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=figsize)
+
+
 def plot_learning_curves(histories: Mapping[str, list[Mapping[str, Any]]], ax=None,
                          metric: str = "val_acc", ylabel: str = "test accuracy"):
     """One line per run: ``metric`` of each epoch's record (the ``history`` of a checkpoint's JSON
     or of a benchmark run). Returns the figure."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6.5, 3.5))
-    else:
-        fig = ax.figure
+    fig, ax = _figure(ax, (6.5, 3.5))
     for name, history in histories.items():
         points = [(r["epoch"], r[metric]) for r in history if r.get(metric) is not None]
         if points:
@@ -115,12 +119,7 @@ def plot_learning_curves(histories: Mapping[str, list[Mapping[str, Any]]], ax=No
 def plot_frontier(runs: Iterable[Mapping[str, Any]], ax=None, target: tuple[float, float] | None = None):
     """Final test accuracy against training seconds, one point per run (labelled), with the
     issue's target as a dashed corner if given as ``(accuracy, seconds)``."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-    else:
-        fig = ax.figure
+    fig, ax = _figure(ax, (6, 3.5))
     runs = sorted(runs, key=lambda r: r["train_seconds"])
     xs = [r["train_seconds"] for r in runs]
     ys = [100 * r["final_test_acc"] for r in runs]
@@ -140,12 +139,7 @@ def plot_frontier(runs: Iterable[Mapping[str, Any]], ax=None, target: tuple[floa
 def plot_table3(rows: list[Mapping[str, Any]], ax=None):
     """Top-1 accuracy per multi-crop row (``benchmarks/multicrop_cifar.py``), one bar group per
     scheme and one bar per ensemble size."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(8, 3.5))
-    else:
-        fig = ax.figure
+    fig, ax = _figure(ax, (8, 3.5))
     labels = list(dict.fromkeys(r["label"] for r in rows))
     sizes = sorted({r["models"] for r in rows})
     width = 0.8 / len(sizes)

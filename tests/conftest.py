@@ -41,6 +41,17 @@ def course_data() -> Path:
     return Path(value)
 
 
+def import_benchmark(name: str):
+    """A script of benchmarks/ as a module (the scripts import their neighbour ``_meta``)."""
+    import importlib
+    import sys
+
+    folder = str(REPO / "benchmarks")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module(name)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO

@@ -7,20 +7,15 @@ The training itself is checked in test_train/test_cli; here the runs are either 
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 import torch
+from conftest import import_benchmark
 
 
 @pytest.fixture(scope="module")
-def bench(repo_root):
-    sys.path.insert(0, str(repo_root / "benchmarks"))
-    try:
-        import train_cifar
-    finally:
-        sys.path.pop(0)
-    return train_cifar
+def bench():
+    return import_benchmark("train_cifar")
 
 
 def test_recipe_settings_become_course_train_flags(bench):

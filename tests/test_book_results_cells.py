@@ -9,7 +9,6 @@ tables works on the day the files land.
 from __future__ import annotations
 
 import json
-import sys
 
 import matplotlib
 
@@ -18,20 +17,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from conftest import import_benchmark  # noqa: E402
 from course_pkg import pretrained  # noqa: E402
 
 
 def _cells(repo_root, chapter, marker="results."):
     nb = json.loads((repo_root / "book" / chapter).read_text())
     return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code" and marker in "".join(c["source"])]
-
-
-def _bench(repo_root, name):
-    sys.path.insert(0, str(repo_root / "benchmarks"))
-    try:
-        return __import__(name)
-    finally:
-        sys.path.pop(0)
 
 
 def _history(final, epochs=5):
@@ -65,7 +57,7 @@ def _exec(cells, namespace):
 
 
 def test_chapter7_draws_the_committed_results(repo_root, tmp_path, monkeypatch, shown, capsys):
-    bench = _bench(repo_root, "train_cifar")
+    bench = import_benchmark("train_cifar")
     runs = [_run("bn", 0.91), _run("bn_noaugment", 0.85), _run("bn_nosmoothing", 0.905),
             _run("faithful", 0.88), _run("faithful_noaux", 0.86), _run("init_pytorch", 0.10),
             _run("init_he", 0.80), _run("init_caffe", 0.78), _run("bn[epochs=10]", 0.89, 30, 10)]
@@ -98,7 +90,7 @@ def test_chapter7_without_results_says_so(repo_root, tmp_path, monkeypatch, show
 
 
 def test_chapter8_draws_table3(repo_root, tmp_path, monkeypatch, shown, capsys):
-    multicrop = _bench(repo_root, "multicrop_cifar")
+    multicrop = import_benchmark("multicrop_cifar")
 
     class Tiny(torch.nn.Module):
         def __init__(self, seed):

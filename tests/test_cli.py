@@ -6,7 +6,6 @@ import json
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -206,11 +205,9 @@ def test_pretrained_listing(capsys):
 # ------------------------------------------------------------------------------------------
 def test_benchmark_quick_plumbing(tmp_path, course_data, monkeypatch, repo_root):
     monkeypatch.setenv("COURSE_QUIET", "1")
-    sys.path.insert(0, str(repo_root / "benchmarks"))
-    try:
-        import train_cifar
-    finally:
-        sys.path.pop(0)
+    from conftest import import_benchmark
+
+    train_cifar = import_benchmark("train_cifar")
     with pytest.raises(SystemExit):  # quick numbers may never land in benchmarks/results/
         train_cifar.main(["--quick"])
     threads = torch.get_num_threads()

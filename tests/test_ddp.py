@@ -19,7 +19,6 @@ import textwrap
 
 import pytest
 import torch
-import torch.nn as nn
 
 from course_pkg.checkpoint import load_checkpoint
 from course_pkg.train import fit

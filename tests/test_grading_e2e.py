@@ -11,12 +11,10 @@ Slow by nature (every submission starts a kernel and imports torch): about 5-8 m
 
 from __future__ import annotations
 
-import copy
 import csv
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import nbformat

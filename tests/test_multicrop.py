@@ -404,17 +404,9 @@ def test_figure_of_144_views_of_a_photograph():
 
 
 def _load_script(name):
-    import importlib.util
-    import sys
+    from conftest import import_benchmark
 
-    from conftest import REPO
-
-    path = REPO / "benchmarks" / f"{name}.py"
-    sys.path.insert(0, str(path.parent))
-    spec = importlib.util.spec_from_file_location(f"_bench_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_benchmark(name)
 
 
 def test_throughput_benchmark_measures_on_a_tiny_model():
