@@ -21,19 +21,23 @@ def commit() -> str:
     return source_commit() or "unknown"
 
 
-def device_name(device: torch.device | str | None = None) -> str:
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    cpu = platform.processor() or "CPU"
+def cpu_model() -> str:
+    """The CPU's model name as the kernel reports it (a name only; capabilities come from torch)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return f"{cpu}, {torch.get_num_threads()} threads ({os.cpu_count()} cores visible)"
+    return platform.processor() or "CPU"
+
+
+def device_name(device: torch.device | str | None = None, threads: int | None = None) -> str:
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    threads = threads or torch.get_num_threads()
+    return f"{cpu_model()}, {threads} threads ({os.cpu_count()} cores visible)"
 
 
 def meta(device: torch.device | str | None = None) -> dict:

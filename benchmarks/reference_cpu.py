@@ -71,13 +71,31 @@ RUNS: dict[str, dict] = {
 }
 
 
-def course_args(name: str, threads: int | None) -> list[str]:
+# --quick: a plumbing check of the whole command (train, resume, publish) in seconds; not a result
+QUICK = {"epochs": 1, "batch_size": 16, "limit": 32}
+# Accuracy of a shipped checkpoint on this many test images (spread over the split, fp32) is
+# recorded when it is published; tests/test_pretrained.py recomputes it from the shipped file.
+CHECK_IMAGES = 500
+
+
+def recipe(name: str, quick: bool = False) -> dict:
+    out = dict(RUNS[name]["recipe"])
+    if quick:
+        out.update(epochs=QUICK["epochs"], batch_size=QUICK["batch_size"])
+    return out
+
+
+def course_args(name: str, threads: int | None, scratch: Path = SCRATCH, quick: bool = False) -> list[str]:
     run = RUNS[name]
+    out = scratch / f"{name}.pt"
     args = ["train", "--model", "googlenet_cifar", "--data", "cifar10",
             "--kw", *[f"{k}={v}" for k, v in run["kw"].items()],
-            "--out", str((SCRATCH / f"{name}.pt").relative_to(REPO)), "--seed", "0", "--no-progress"]
-    for key, value in run["recipe"].items():
+            "--out", str(out.relative_to(REPO) if out.is_relative_to(REPO) else out),
+            "--seed", "0", "--no-progress"]
+    for key, value in recipe(name, quick).items():
         args += ["--" + key.replace("_", "-"), str(value)]
+    if quick:
+        args += ["--limit", str(QUICK["limit"])]
     if threads:
         args += ["--threads", str(threads)]
     return args
@@ -88,7 +106,21 @@ def cpu_minutes(history: list[dict]) -> float:
     return sum(r["seconds"] + (r.get("val_seconds") or 0.0) for r in history) / 60
 
 
-def publish(name: str, record: dict, command: str) -> dict:
+def check_accuracy(path: Path, limit: int = CHECK_IMAGES) -> dict:
+    """fp32 accuracy of a checkpoint file on ``limit`` test images spread over the split."""
+    from course_pkg.checkpoint import load_model
+    from course_pkg.data import GpuLoader, load_arrays
+    from course_pkg.train import evaluate_accuracy
+
+    model, meta = load_model(path)
+    images, labels = load_arrays(meta["dataset"], "test", limit)
+    loader = GpuLoader(images, labels, 250, dataset=meta["dataset"], device="cpu")
+    acc, n = evaluate_accuracy(model, loader, "cpu", precision="fp32")
+    return {"images": n, "spread_over": "test", "precision": "fp32", "accuracy": acc}
+
+
+def publish(name: str, record: dict, command: str, results: Path = RESULTS, pretrained: Path = PRETRAINED,
+            scratch: Path = SCRATCH) -> dict:
     """Write the results files of a finished run and, if it ships, its weights and metadata."""
     import torch
 
@@ -98,8 +130,8 @@ def publish(name: str, record: dict, command: str) -> dict:
     history = record["history"]
     result = {
         "run": name, "what": run["what"], "model": record["model"], "model_kwargs": record["model_kwargs"],
-        "recipe": run["recipe"], "command": command, "course_train_command": record.get("command"),
-        "cpu": device_name("cpu"), "threads": record.get("cpu_threads"), "torch": torch.__version__,
+        "recipe": record.get("recipe"), "command": command, "course_train_command": record.get("command"),
+        "cpu": device_name("cpu", record.get("cpu_threads")), "threads": record.get("cpu_threads"), "torch": torch.__version__,
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d"), "commit": record.get("commit"),
         "data": "cifar10_jpeg (JPEG q75 copy), official 10,000-image test split",
         "precision": record["settings"]["precision"] if "settings" in record else None,
@@ -111,20 +143,23 @@ def publish(name: str, record: dict, command: str) -> dict:
                      "images_per_s": round(r["images_per_s"], 1)} for r in history],
         "ships": run["ships"],
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"reference_{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / f"reference_{name}.md").write_text(markdown(result))
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"reference_{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (results / f"reference_{name}.md").write_text(markdown(result))
     if run["ships"]:
-        state, meta = load_checkpoint(SCRATCH / f"{name}.pt")
+        state, meta = load_checkpoint(scratch / f"{name}.pt")
         if not run["keep_aux"]:
             state = {k: v for k, v in state.items() if not k.startswith(("aux1.", "aux2."))}
             meta["model_kwargs"] = {**meta["model_kwargs"], "aux_logits": False}
         meta.update(reference_run=name, cpu_minutes=result["cpu_minutes"], cpu=result["cpu"],
                     test_acc=result["test_acc"], test_n=result["test_n"], published_by=command)
-        target = PRETRAINED / f"{run['ships']}.pt"
+        pretrained.mkdir(parents=True, exist_ok=True)
+        target = pretrained / f"{run['ships']}.pt"
         save_checkpoint(target, state, meta)
-        from course_pkg.checkpoint import load_checkpoint as _reload  # the JSON is what the file holds
-        target.with_suffix(".json").write_text(json.dumps(_reload(target)[1], indent=2) + "\n")
+        # measured on the file as shipped (fp16 weights), so a test can recompute it exactly
+        meta["check"] = check_accuracy(target, min(CHECK_IMAGES, record.get("train_limit") or CHECK_IMAGES))
+        save_checkpoint(target, state, meta)
+        target.with_suffix(".json").write_text(json.dumps(load_checkpoint(target)[1], indent=2) + "\n")
     return result
 
 
@@ -151,7 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs", nargs="*", metavar="RUN", help="one or more of: " + ", ".join(RUNS))
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--list", action="store_true", help="print the runs and their recipes")
+    parser.add_argument("--quick", action="store_true",
+                        help="plumbing check: 1 epoch on 32 images; needs --out-dir (not a result)")
+    parser.add_argument("--out-dir", type=Path,
+                        help="with --quick: where checkpoints, results and the published copy go")
     args = parser.parse_args(argv)
+    if args.quick != (args.out_dir is not None):
+        parser.error("--quick and --out-dir go together: plumbing checks never write into the repository")
     unknown = [r for r in args.runs if r not in RUNS]
     if unknown:
         parser.error(f"unknown run {', '.join(unknown)}; choose from {', '.join(RUNS)}")
@@ -162,21 +203,25 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from course_pkg.cli import main as course
 
-    SCRATCH.mkdir(parents=True, exist_ok=True)
+    scratch, results, pretrained = SCRATCH, RESULTS, PRETRAINED
+    if args.quick:
+        out = args.out_dir.resolve()
+        scratch, results, pretrained = out / "checkpoints", out / "results", out / "pretrained"
+    scratch.mkdir(parents=True, exist_ok=True)
     command = "python benchmarks/reference_cpu.py " + " ".join(sys.argv[1:] if argv is None else argv)
     for name in args.runs:
-        status = course(course_args(name, args.threads))
+        status = course(course_args(name, args.threads, scratch, args.quick))
         if status != 0:
             print(f"reference run {name}: course train failed with status {status}", file=sys.stderr)
             return status
-        record = json.loads((SCRATCH / f"{name}.json").read_text())
-        if len(record["history"]) < RUNS[name]["recipe"]["epochs"]:
+        record = json.loads((scratch / f"{name}.json").read_text())
+        if len(record["history"]) < recipe(name, args.quick)["epochs"]:
             print(f"reference run {name}: only {len(record['history'])} epochs recorded", file=sys.stderr)
             return 1
-        result = publish(name, record, command)
+        result = publish(name, record, command, results, pretrained, scratch)
         print(f"reference run {name}: test accuracy {result['test_acc']:.4f} after {result['cpu_minutes']} "
-              f"minutes; wrote benchmarks/results/reference_{name}.json"
-              + (f" and course_pkg/pretrained/{RUNS[name]['ships']}.pt" if RUNS[name]["ships"] else ""))
+              f"minutes; wrote {results / f'reference_{name}.json'}"
+              + (f" and {pretrained / (RUNS[name]['ships'] + '.pt')}" if RUNS[name]["ships"] else ""))
     return 0
 
 

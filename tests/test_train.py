@@ -16,6 +16,8 @@ from course_pkg.train import (
     History,
     fit,
     googlenet_loss,
+    cpu_has_native_bf16,
+    default_channels_last,
     lr_factor,
     pick_precision,
 )
@@ -142,14 +144,58 @@ def test_lr_in_history_follows_the_schedule():
     assert history.lr[1] == pytest.approx(0.0)
 
 
-def test_precision_choice_on_cpu():
+@pytest.fixture
+def cpu_bf16(monkeypatch):
+    """Make torch's CPU capability queries answer as a CPU with (True) or without (False) bf16."""
+    def set_native(native: bool) -> None:
+        for query in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+            monkeypatch.setattr(torch.cpu, query, lambda native=native: native, raising=False)
+    return set_native
+
+
+def test_precision_choice_on_cpus_with_and_without_bf16(cpu_bf16):
     cpu = torch.device("cpu")
+    cpu_bf16(True)
+    assert cpu_has_native_bf16()
+    assert pick_precision(cpu, "auto") == "bf16"
+    assert default_channels_last(cpu, "bf16") is True
+    cpu_bf16(False)
+    assert not cpu_has_native_bf16()
     assert pick_precision(cpu, "auto") == "fp32"
-    assert pick_precision(cpu, "bf16") == "bf16"
+    assert default_channels_last(cpu, "fp32") is False
+    # explicit choices are kept whatever the CPU can do, and checked
+    assert pick_precision(cpu, "bf16") == "bf16" and pick_precision(cpu, "fp32") == "fp32"
     with pytest.raises(ValueError, match="fp16.*needs a CUDA GPU"):
         pick_precision(cpu, "fp16")
     with pytest.raises(ValueError, match="precision must be"):
         pick_precision(cpu, "int8")
+
+
+def test_precision_choice_when_torch_lacks_the_query(monkeypatch):
+    """An older torch (Colab may pin one) without the capability queries falls back to fp32."""
+    for query in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.delattr(torch.cpu, query, raising=False)
+    assert pick_precision(torch.device("cpu"), "auto") == "fp32"
+
+
+def test_precision_choice_on_gpus(monkeypatch):
+    cuda = torch.device("cuda", 0)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert pick_precision(cuda, "auto") == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)  # a T4
+    assert pick_precision(cuda, "auto") == "fp16"
+    assert default_channels_last(cuda, "fp16") is True
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_fit_auto_follows_the_cpu(cpu_bf16, native):
+    """fit(precision="auto") trains in bf16 + channels_last exactly where the CPU has bf16."""
+    cpu_bf16(native)
+    model = _toy_model()
+    history = fit(model, _toy_data(n=64), epochs=1, lr=0.05, progress=False, device="cpu")
+    # channels_last strides of the [4, 1, 3, 3] weight: the channel axis has stride 1
+    assert (model[0].weight.stride(1) == 1) is native
+    assert len(history) == 1
 
 
 def test_progress_is_quiet_in_book_builds(capsys, monkeypatch):

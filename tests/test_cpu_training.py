@@ -1,0 +1,100 @@
+"""The CPU training path: the reference-run command (train, resume, publish) and the CPU speed
+benchmark, as plumbing checks on a few real images.  No training worth the name happens here."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import import_benchmark
+
+from course_pkg.checkpoint import load_checkpoint, load_model, resume_path
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return import_benchmark("reference_cpu")
+
+
+@pytest.fixture(scope="module")
+def speed():
+    return import_benchmark("cpu_speed")
+
+
+@pytest.fixture
+def keep_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_reference_runs_are_resumable_course_train_commands(reference):
+    for name in reference.RUNS:
+        args = reference.course_args(name, threads=None)
+        assert args[0] == "train" and "--no-resume" not in args  # a second call continues the run
+        out = args[args.index("--out") + 1]
+        assert out == f".cache/reference/{name}.pt"  # git-ignored, relative: the command reads the same anywhere
+        assert int(args[args.index("--epochs") + 1]) == reference.RUNS[name]["recipe"]["epochs"]
+    ships = [r["ships"] for r in reference.RUNS.values() if r["ships"]]
+    assert ships == ["googlenet_cifar", "googlenet_cifar_faithful"]
+    # the faithful checkpoint keeps the aux heads: assignment 3's grader loads the student's whole network
+    assert reference.RUNS["faithful"]["keep_aux"] and not reference.RUNS["bn"]["keep_aux"]
+
+
+def test_quick_plumbing_never_writes_into_the_repository(reference, tmp_path):
+    with pytest.raises(SystemExit):
+        reference.main(["bn", "--quick"])
+    with pytest.raises(SystemExit):
+        reference.main(["bn", "--out-dir", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        reference.main(["resnet"])
+
+
+def test_reference_run_trains_resumes_and_publishes(reference, tmp_path, course_data, monkeypatch, keep_threads):
+    monkeypatch.setenv("COURSE_QUIET", "1")
+    assert reference.main(["bn", "--quick", "--out-dir", str(tmp_path), "--threads", "1"]) == 0
+    shipped = tmp_path / "pretrained" / "googlenet_cifar.pt"
+    state, meta = load_checkpoint(shipped)
+    # fp16 weights, no optimizer state, no aux heads (nothing loads the BN model's heads)
+    assert not any(k.startswith(("aux1.", "aux2.")) for k in state)
+    raw = torch.load(shipped, weights_only=True)
+    assert set(raw) == {"format", "state_dict", "meta"}
+    assert all(v.dtype == torch.float16 for v in raw["state_dict"].values() if v.is_floating_point())
+    model, _ = load_model(shipped)
+    assert model.aux1 is None and model.aux2 is None
+    # the metadata a reader needs: the commands, the CPU, the date, the commit, the minutes, the history
+    for key in ("command", "published_by", "cpu", "date", "commit", "cpu_minutes", "history", "check"):
+        assert meta.get(key) not in (None, ""), key
+    assert meta["cpu_minutes"] == pytest.approx(
+        sum(r["seconds"] + r["val_seconds"] for r in meta["history"]) / 60, abs=0.05)
+    assert json.loads(shipped.with_suffix(".json").read_text())["check"] == meta["check"]
+    result = json.loads((tmp_path / "results" / "reference_bn.json").read_text())
+    assert result["test_acc"] == meta["test_acc"] and len(result["history"]) == 1
+    assert result["commit"] and result["date"] and "threads" in result["cpu"]
+    assert "NOT" not in result["cpu"] and result["command"].startswith("python benchmarks/reference_cpu.py bn")
+
+    # a second call finds every epoch done: it trains nothing and publishes the same run again
+    before = resume_path(tmp_path / "checkpoints" / "bn.pt").stat().st_mtime_ns
+    assert reference.main(["bn", "--quick", "--out-dir", str(tmp_path), "--threads", "1"]) == 0
+    assert resume_path(tmp_path / "checkpoints" / "bn.pt").stat().st_mtime_ns == before
+    again = json.loads((tmp_path / "results" / "reference_bn.json").read_text())
+    assert again["history"] == result["history"]
+
+
+def test_cpu_speed_benchmark_plumbing(speed, tmp_path, course_data, keep_threads):
+    torch.set_num_threads(1)
+    with pytest.raises(SystemExit):  # plumbing numbers never land in benchmarks/results/
+        speed.main(["--quick"])
+    assert speed.main(["--quick", "--out-dir", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "cpu_speed.json").read_text())
+    rows = {(r["layout"], r["config"]): r for r in result["fit"]}
+    assert set(rows) == {(layout, config) for layout in ("bn", "faithful") for config in ("fp32_nchw", "auto")}
+    for layout in ("bn", "faithful"):
+        base, auto = rows[(layout, "fp32_nchw")], rows[(layout, "auto")]
+        assert base["precision"] == "fp32" and base["speedup"] == 1.0
+        assert auto["speedup"] == pytest.approx(auto["images_per_s"] / base["images_per_s"])
+        macs = 3 * result["forward_macs"][layout] * auto["images_per_s"]
+        assert auto["matmul_fraction"] == pytest.approx(macs / result["matmul"]["bf16"]["macs_per_s"])
+    assert result["targets"]["ratio"] == rows[("bn", "auto")]["speedup"]
+    assert (tmp_path / "cpu_speed.md").read_text().startswith("**PLUMBING CHECK")
