@@ -235,7 +235,7 @@ def cmd_pretrained(args: argparse.Namespace) -> int:
               f"{r['epochs']} epochs, {r['megabytes']} MB")
     for name, command in pretrained.PLANNED.items():
         if name not in pretrained.available():
-            print(f"{name:<28} not shipped yet (needs a GPU): {command}")
+            print(f"{name:<28} not shipped in this version: {command}")
     return 0
 
 

@@ -28,8 +28,8 @@ def _run(capsys, argv):
 @pytest.mark.parametrize("argv, words", [
     (["evaluate", "--checkpoint", "/nonexistent/model.pt"], "no checkpoint at /nonexistent/model.pt"),
     (["evaluate", "--pretrained", "no_such_net"], "no pretrained checkpoint named 'no_such_net'"),
-    (["evaluate", "--pretrained", "googlenet_cifar_bn"] if "googlenet_cifar_bn" not in pretrained.available()
-     else ["evaluate", "--pretrained", "no_such_net"], "pretrained checkpoint"),
+    (["evaluate", "--pretrained", next((n for n in pretrained.PLANNED if n not in pretrained.available()),
+                                       "no_such_net")], "pretrained checkpoint"),
     (["train", "--model", "resnet50", "--out", "x.pt"], "unknown model 'resnet50'; available:"),
     (["train", "--model", "lenet5", "--kw", "variant", "--out", "x.pt"], "--kw expects key=value"),
     (["train", "--model", "lenet5", "--kw", "colour=blue", "--out", "x.pt"], "cannot build 'lenet5'"),
@@ -223,3 +223,20 @@ def test_benchmark_quick_plumbing(tmp_path, course_data, monkeypatch, repo_root)
     assert all(r["epochs"] == 1 and 0 <= r["final_test_acc"] <= 1 for r in data["runs"])
     markdown = result.with_suffix(".md").read_text()
     assert markdown.startswith("**PLUMBING CHECK")
+
+
+@pytest.mark.parametrize("name", [n for n in pretrained.available() if "check" in pretrained.info(n)])
+def test_shipped_checkpoint_reproduces_its_recorded_check(name, course_data):
+    """The accuracy measured on the shipped file when it was published (fp32, the same spread
+    subset), recomputed here: the weights, the model's keyword arguments and the preprocessing
+    still fit together.  A couple of images may flip with a different oneDNN kernel."""
+    from course_pkg import data
+    from course_pkg.train import evaluate_accuracy
+
+    meta = pretrained.info(name)
+    check = meta["check"]
+    images, labels = data.load_arrays(meta["dataset"], "test", check["images"])
+    loader = data.GpuLoader(images, labels, 250, dataset=meta["dataset"], device="cpu")
+    acc, seen = evaluate_accuracy(pretrained.load(name), loader, torch.device("cpu"), precision=check["precision"])
+    assert seen == check["images"]
+    assert abs(acc - check["accuracy"]) * seen <= 2, (acc, check)
