@@ -10,7 +10,7 @@ PY     := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv book browser test clean
+.PHONY: venv book browser widgets-js test clean
 
 venv: $(STAMP)
 
@@ -20,8 +20,22 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q -e ".[book,grade,test]"
 	touch $@
 
-book: $(STAMP)
+book: $(STAMP) widgets-js
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+
+# The book serves require.js and the ipywidgets HTML manager itself (book/_ext/book_site.py), so
+# that the widgets of chapters 4 and 5 render offline: fetched once from the npm registry.
+WIDGETS_JS := .cache/widgets-js
+REQUIREJS_VERSION := 2.3.7
+HTML_MANAGER_VERSION := 1.0.6
+widgets-js: $(WIDGETS_JS)/.fetched
+$(WIDGETS_JS)/.fetched: Makefile
+	rm -rf $(WIDGETS_JS) && mkdir -p $(WIDGETS_JS)
+	cd $(WIDGETS_JS) && npm pack -q requirejs@$(REQUIREJS_VERSION) @jupyter-widgets/html-manager@$(HTML_MANAGER_VERSION) >/dev/null
+	cd $(WIDGETS_JS) && mkdir requirejs html-manager \
+	  && tar xzf requirejs-$(REQUIREJS_VERSION).tgz -C requirejs --strip-components=1 \
+	  && tar xzf jupyter-widgets-html-manager-$(HTML_MANAGER_VERSION).tgz -C html-manager --strip-components=1
+	touch $@
 
 # The browser test (tests/test_book_browser.py) drives Debian's chromium over the built book.
 browser:

@@ -201,3 +201,72 @@ def test_papers_are_cited_from_the_bibliography():
     assert {"szegedy2015going", "lecun1998gradient", "krizhevsky2012imagenet"} <= cited
     references = [f for f in toc_files() if f.endswith("references")]
     assert references, "_toc.yml should list the references page (its {bibliography} directive)"
+
+
+# --- from chapter to assignment -----------------------------------------------------------------
+# Which assignment each chapter prepares (assignments/<name>/<name>.ipynb, the student versions).
+PREPARES = {
+    "02_lenet": "01_lenet_alexnet",
+    "03_alexnet": "01_lenet_alexnet",
+    "04_vgg_1x1": "01_lenet_alexnet",
+    "05_inception_module": "02_inception_module",
+    "06_googlenet": "03_googlenet_aux",
+    "07_training_cifar10": "03_googlenet_aux",
+    "08_multicrop": "04_multicrop",
+}
+
+
+def colab_url(path: str) -> str:
+    owner_repo = CONFIG["repository"]["url"].removeprefix("https://github.com/")
+    return f"https://colab.research.google.com/github/{owner_repo}/blob/{CONFIG['repository']['branch']}/{path}"
+
+
+def test_every_assignment_is_prepared_by_a_chapter():
+    assignments = sorted(p.name for p in (REPO / "assignments").iterdir() if p.is_dir())
+    assert assignments and sorted(set(PREPARES.values())) == assignments
+    assert set(PREPARES) <= set(IDS)
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_chapter_ends_with_exercises_and_its_assignment_box(path):
+    cells = [c for c in load(path)["cells"] if c["cell_type"] == "markdown"]
+    texts = ["".join(c["source"]) for c in cells]
+    exercises = [t for t in texts if t.startswith("## Exercises")]
+    assert len(exercises) == 1, f"{path.name}: one '## Exercises' section at the end"
+    items = re.findall(r"^\d+\. ", exercises[0], re.M)
+    assert 2 <= len(items) <= 4, f"{path.name}: {len(items)} exercises, want 2-4"
+    assignment = PREPARES.get(path.stem)
+    if assignment is None:
+        assert texts[-1] is exercises[0], f"{path.name}: the exercises should end the chapter"
+        assert "colab.research.google.com" not in "".join(texts)
+        return
+    box = texts[-1]
+    assert texts[-2] is exercises[0] and box.startswith("```{admonition} Assignment"), (
+        f"{path.name}: the chapter should end with its exercises, then the assignment box"
+    )
+    notebook = f"assignments/{assignment}/{assignment}.ipynb"
+    assert (REPO / notebook).is_file()
+    assert f"]({colab_url(notebook)})" in box, f"{path.name}: the box should open {notebook} in Colab"
+    for part in ("**What to do.**", "**Open it.**", "**What is graded.**"):
+        assert part in box, f"{path.name}: the assignment box lacks {part}"
+    graded = [c["metadata"]["nbgrader"]["grade_id"] for c in load(REPO / notebook)["cells"]
+              if c["metadata"].get("nbgrader", {}).get("grade")]
+    assert graded, f"{notebook} has no graded cells"
+
+
+def test_index_has_prerequisites_and_maps_chapters_to_assignments_with_times():
+    index = (REPO / "book" / "index.md").read_text()
+    assert "## Before you start" in index
+    for chapter in IDS:
+        row = next((line for line in index.splitlines() if f"]({chapter}.ipynb)" in line), None)
+        assert row, f"the index's chapter table has no row for {chapter}"
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert re.search(r"\d+ (?:h|min)", cells[-1]), f"{chapter}: no time estimate in {row!r}"
+        number = str(int(chapter[:2]))
+        if chapter in PREPARES:
+            assert cells[1].startswith(f"assignment {int(PREPARES[chapter][:2])}"), (chapter, row)
+        else:
+            assert cells[1] == "—", (chapter, row)
+        assert cells[0].startswith(f"[{number}.")
+    for assignment in sorted(set(PREPARES.values())):
+        assert colab_url(f"assignments/{assignment}/{assignment}.ipynb") in index

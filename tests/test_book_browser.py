@@ -37,7 +37,15 @@ SCREENSHOTS = {  # page -> (what to scroll to, file name)
     "book/06_googlenet.html": ("#table-1-recomputed-and-its-errors img", "googlenet_table1.png"),
 }
 
-pytestmark = pytest.mark.timeout(600)
+# The generated diagrams (course_pkg.diagrams), as the page shows them: element screenshots.
+DIAGRAMS = {
+    "book/05_inception_module.html": ("#the-naive-module img", "diagram_inception_module.png"),
+    "book/06_googlenet.html": ("#the-whole-network img", "diagram_googlenet.png"),
+}
+WIDGET_PAGES = ["book/04_vgg_1x1.html", "book/05_inception_module.html"]
+PHONE_WIDTH = 420
+
+pytestmark = pytest.mark.timeout(900)
 
 
 def _missing(problem: str) -> None:
@@ -95,11 +103,12 @@ def _pages() -> list[str]:
     return pages
 
 
-def _visit(browser, site_url: str, page: str, screenshot: tuple[str, Path] | None = None) -> dict:
+def _visit(browser, site_url: str, page: str, screenshot: tuple[str, Path] | None = None,
+           width: int = 1280, element_shot: tuple[str, Path] | None = None) -> dict:
     """Open one page; return what the browser saw."""
     local = urlparse(site_url).netloc
     report = {"console_errors": [], "page_errors": [], "external": [], "failed": []}
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = browser.new_context(viewport={"width": width, "height": 900})
 
     def route(r):
         if urlparse(r.request.url).netloc == local or r.request.url.startswith("data:"):
@@ -138,6 +147,7 @@ def _visit(browser, site_url: str, page: str, screenshot: tuple[str, Path] | Non
     # Images: make lazy ones load, then look at each.
     tab.evaluate("() => document.querySelectorAll('img').forEach(i => i.loading = 'eager')")
     tab.wait_for_function("() => [...document.images].every(i => i.complete)", timeout=20_000)
+    report["alts"] = tab.evaluate("() => [...document.querySelectorAll('article img')].map(i => i.alt)")
     report["images"] = tab.evaluate(
         "() => [...document.images].map(i => ({src: i.currentSrc.slice(0, 120), w: i.naturalWidth}))"
     )
@@ -152,6 +162,27 @@ def _visit(browser, site_url: str, page: str, screenshot: tuple[str, Path] | Non
                        .map(e => e.textContent.slice(0, 60)),
         })"""
     )
+    if page in WIDGET_PAGES:  # the html manager renders the saved widget state asynchronously
+        try:
+            tab.wait_for_selector(".widget-slider", timeout=20_000)
+        except Exception:
+            pass
+    report["widgets"] = tab.evaluate(
+        """() => ({
+            states: document.querySelectorAll('script[type="application/vnd.jupyter.widget-state+json"]').length,
+            views: document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]').length,
+            sliders: [...document.querySelectorAll('.widget-slider')].filter(e => e.getBoundingClientRect().width > 0).length,
+            saved_sliders: [...document.querySelectorAll('script[type="application/vnd.jupyter.widget-state+json"]')]
+                .map(s => Object.values(JSON.parse(s.textContent).state || {}))
+                .flat().filter(m => /SliderModel$/.test(m.model_name)).length,
+            handles: document.querySelectorAll('.widget-slider .noUi-handle, .widget-slider .ui-slider-handle').length,
+        })"""
+    )
+    report["overflow"] = tab.evaluate(_OVERFLOW_JS)
+    if element_shot is not None:
+        selector, path = element_shot
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tab.locator(selector).first.screenshot(path=str(path))
     report["colab"] = tab.evaluate(
         "() => [...document.querySelectorAll('a[href*=\"colab.research.google.com\"]')].map(a => a.href)"
     )
@@ -170,12 +201,42 @@ def _visit(browser, site_url: str, page: str, screenshot: tuple[str, Path] | Non
     return report
 
 
+# Elements sticking out to the right of the viewport, unless a horizontally scrolling box that
+# itself fits holds them (wide tables, code, outputs).  Hidden elements do not count.
+_OVERFLOW_JS = """() => {
+    const width = document.documentElement.clientWidth;
+    const inScroller = (e) => {
+        for (let p = e.parentElement; p && p !== document.body; p = p.parentElement) {
+            const x = getComputedStyle(p).overflowX;
+            if ((x === 'auto' || x === 'scroll' || x === 'hidden') && p.getBoundingClientRect().right <= width + 1) return true;
+        }
+        return false;
+    };
+    const out = [];
+    for (const e of document.querySelectorAll('body *')) {
+        const r = e.getBoundingClientRect();
+        if (r.width === 0 || r.height === 0 || r.right <= width + 1) continue;
+        const style = getComputedStyle(e);
+        if (style.visibility === 'hidden' || style.position === 'fixed') continue;
+        if (!inScroller(e)) out.push(`${e.tagName.toLowerCase()}.${String(e.className).split(' ')[0]} (right edge ${Math.round(r.right)})`);
+    }
+    return {width, scroll_width: document.documentElement.scrollWidth, outside: out.slice(0, 8)};
+}"""
+
+
+@pytest.fixture(scope="module")
+def phone_visits(browser, site_url) -> dict[str, dict]:
+    """Every page again at a phone's width; the diagrams are photographed there too."""
+    return {page: _visit(browser, site_url, page, width=PHONE_WIDTH) for page in _pages()}
+
+
 @pytest.fixture(scope="module")
 def visits(browser, site_url) -> dict[str, dict]:
     pages = _pages()
     assert "index.html" in pages
     shots = {page: (selector, ARTIFACTS / name) for page, (selector, name) in SCREENSHOTS.items()}
-    return {page: _visit(browser, site_url, page, shots.get(page)) for page in pages}
+    diagrams = {page: (selector, ARTIFACTS / name) for page, (selector, name) in DIAGRAMS.items()}
+    return {page: _visit(browser, site_url, page, shots.get(page), element_shot=diagrams.get(page)) for page in pages}
 
 
 def test_every_chapter_page_was_built(visits):
@@ -240,3 +301,36 @@ def test_screenshots_saved(visits):
     for _, name in SCREENSHOTS.values():
         shot = ARTIFACTS / name
         assert shot.is_file() and shot.stat().st_size > 10_000, f"screenshot {shot} missing or empty"
+
+
+def test_widgets_render_offline(visits):
+    """The sliders of chapters 4 and 5 are drawn from their saved state with no network: require.js
+    and the ipywidgets HTML manager come from the site itself (book/_ext/book_site.py)."""
+    for page in WIDGET_PAGES:
+        seen = visits[page]
+        assert seen["widgets"]["states"] == 1 and seen["widgets"]["views"] >= 1, f"{page}: no saved widget state"
+        saved = seen["widgets"]["saved_sliders"]
+        assert saved >= 1 and seen["widgets"]["sliders"] == saved, f"{page}: sliders not rendered offline: {seen['widgets']}"
+        assert not [u for u in seen["external"] if "widget" in u or "require" in u], seen["external"]
+    needs_cdn = {p: v["external"] for p, v in visits.items() if v["external"]}
+    assert not needs_cdn, f"pages that asked another host for something: {needs_cdn}"
+
+
+def test_no_page_overflows_a_phone_screen(phone_visits):
+    wide = {page: v["overflow"] for page, v in phone_visits.items()
+            if v["overflow"]["outside"] or v["overflow"]["scroll_width"] > v["overflow"]["width"] + 1}
+    assert not wide, f"pages wider than a {PHONE_WIDTH}-px screen outside scrolling boxes: {wide}"
+    assert all(v["status"] == 200 for v in phone_visits.values())
+
+
+def test_diagrams_photographed(visits):
+    for _, name in DIAGRAMS.values():
+        shot = ARTIFACTS / name
+        assert shot.is_file() and shot.stat().st_size > 20_000, f"screenshot {shot} missing or empty"
+
+
+def test_figures_have_alt_text_not_file_names(visits):
+    alts = {page: v["alts"] for page, v in visits.items() if page.startswith("book/")}
+    bad = {page: [a for a in found if not a or re.search(r"[0-9a-f]{32}|\.png", a)] for page, found in alts.items()}
+    bad = {page: found for page, found in bad.items() if found}
+    assert not bad, f"images whose alt text is missing or a file name: {bad}"
