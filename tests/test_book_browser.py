@@ -278,7 +278,7 @@ def test_colab_links_open_notebooks_of_this_repository(visits):
     branch = config["repository"]["branch"]
     tracked = None  # what Colab can fetch is what is committed
     if (REPO / ".git").exists():
-        listing = subprocess.run(["git", "ls-files", "book"], cwd=REPO, capture_output=True, text=True)
+        listing = subprocess.run(["git", "ls-files", "book", "assignments"], cwd=REPO, capture_output=True, text=True)
         if listing.returncode == 0:
             tracked = set(listing.stdout.split())
     for chapter in _toc_chapters():
