@@ -5,6 +5,7 @@ directive or label — with the chapter's own code."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -65,18 +66,77 @@ def test_committed_copies_are_the_ones_the_build_writes():
     )
 
 
+def _glue_names(chapter: dict) -> set[str]:
+    prose = "\n".join("".join(c["source"]) for c in chapter["cells"] if c["cell_type"] == "markdown")
+    return {m.group(1) for m in colab_copies._GLUE.finditer(prose)}
+
+
+def _bibliography():
+    return colab_copies.load_bibliography(REPO / "book" / "references.bib")
+
+
+@pytest.mark.parametrize("chapter, copy", list(zip(CHAPTERS, COPIES)), ids=IDS)
+def test_copy_is_in_sync_with_its_chapter(chapter, copy):
+    """The hash recorded in the copy is that of the chapter as it is now (values as placeholders)."""
+    nb = load(chapter)
+    expected = colab_copies.source_hash(nb, _glue_names(nb), _bibliography(), chapter.stem[:2].lstrip("0"))
+    assert load(copy)["metadata"].get("colab_copy", {}).get("source_sha256") == expected, (
+        f"{copy.relative_to(REPO)} is older than {chapter.name}: run `make book` and commit the copy")
+
+
+def test_an_unchanged_chapter_keeps_its_copy_and_a_changed_one_is_rewritten(tmp_path):
+    chapter = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": ["Took {glue:text}`t_seconds` s."]}],
+               "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "references.bib").write_text("")
+    src = tmp_path / "01_x.ipynb"
+    src.write_text(json.dumps(chapter))
+    executed = tmp_path / "exec"
+    executed.mkdir()
+
+    def build(seconds: str) -> str:
+        record = {"t_seconds": {"data": {"text/plain": repr(seconds)}}}
+        (executed / "01_x.glue.json").write_text(json.dumps(record))
+        (target,) = colab_copies.write_copies(tmp_path, executed, [src])
+        return "".join(load(target)["cells"][1]["source"])
+
+    assert build("12") == "Took 12 s."
+    assert build("13") == "Took 12 s."  # another build of the same chapter: the committed copy stays
+    chapter["cells"][0]["source"] = ["It took {glue:text}`t_seconds` s."]
+    src.write_text(json.dumps(chapter))
+    assert build("13") == "It took 13 s."
+
+
 def test_copies_state_the_chapters_glued_values():
     executed = REPO / "_build" / "jupyter_execute" / "book"
     if not executed.is_dir():
         pytest.skip("the book is not built (`make book`)")
+    bibliography = _bibliography()
     checked = 0
     for chapter, copy in zip(CHAPTERS, COPIES):
         record = executed / chapter.with_suffix(".glue.json").name
         if not record.is_file():
             continue
-        prose = "\n".join("".join(c["source"]) for c in load(copy)["cells"] if c["cell_type"] == "markdown")
-        for name, value in json.loads(record.read_text()).items():
-            if f"`{name}`" in "\n".join("".join(c["source"]) for c in load(chapter)["cells"] if c["cell_type"] == "markdown"):
-                assert colab_copies.glued_value(value) in prose, f"{copy.name}: {name} not written in"
+        built = {k: colab_copies.glued_value(v) for k, v in json.loads(record.read_text()).items()}
+        nb = load(chapter)
+        names = _glue_names(nb)
+        skeleton = colab_copies.colab_copy(nb, {n: colab_copies.placeholder(n) for n in names}, bibliography,
+                                           chapter.stem[:2].lstrip("0"), hashed=False)
+        originals = [None] + nb["cells"]  # the copy opens with its own note
+        for cell, written, original in zip(skeleton["cells"], load(copy)["cells"], originals):
+            if cell["cell_type"] != "markdown":
+                continue
+            parts = re.split("\u27e8([\\w.-]+)\u27e9", "".join(cell["source"]))
+            pattern = "".join(re.escape(p) if i % 2 == 0 else "(.+?)" for i, p in enumerate(parts))
+            match = re.fullmatch(pattern, "".join(written["source"]), re.S)
+            assert match, f"{copy.name}: a markdown cell differs from {chapter.name} beyond its values"
+            roles = list(colab_copies._GLUE.finditer("".join(original["source"]))) if original else []
+            assert [r.group(1) for r in roles] == parts[1::2]
+            for role, value in zip(roles, match.groups()):
+                name, spec = role.group(1), role.group(2)
                 checked += 1
+                if colab_copies.MEASURED_AT_BUILD.search(name):
+                    continue  # a measurement of the build that wrote the copy, not of this one
+                expected = format(float(built[name]), spec) if spec else built[name]
+                assert value == expected, f"{copy.name}: {name} is {value!r} in the copy, {expected!r} in this build"
     assert checked > 50

@@ -9,11 +9,18 @@ labels dropped.  Its code cells are the chapter's, outputs cleared, except that 
 
 ``make book`` writes the copies (book_site.py calls :func:`write_copies` when the build finishes);
 commit them with the chapters.  tests/test_colab_copies.py checks them.
+
+Some glued values are measurements of the build itself (seconds, images/s, the accuracy of a
+short training run): they differ a little from one build to the next.  So that a build of an
+unchanged chapter leaves its committed copy alone, each copy records the hash of its text with
+every glued value replaced by a placeholder (``metadata.colab_copy.source_sha256``), and a copy is
+rewritten only when that hash changes, i.e. when the chapter's prose or code changed.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -65,7 +72,7 @@ def finish_markdown(text: str, glue: dict[str, str], bibliography: dict) -> str:
         if name not in glue:
             raise KeyError(f"glue name {name!r} has no value in the executed chapter")
         value = glue[name]
-        return format(float(value), spec) if spec else value
+        return format(float(value), spec) if spec and not value.startswith("\u27e8") else value
 
     def cite(match):
         kind, keys = match.group(1) or "p", [k.strip() for k in match.group(2).split(",")]
@@ -83,7 +90,22 @@ def finish_markdown(text: str, glue: dict[str, str], bibliography: dict) -> str:
     return _LABEL.sub("", text)
 
 
-def colab_copy(chapter: dict, glue: dict[str, str], bibliography: dict, title: str) -> dict:
+#: Glued values that measure the build (timings, a short run's accuracy): they may differ between
+#: builds of the same chapter.  Every other glued value is computed exactly and must not.
+MEASURED_AT_BUILD = re.compile(r"seconds|speed|minutes|acc|loss|time")
+
+
+def placeholder(name: str) -> str:
+    return f"\u27e8{name}\u27e9"  # ⟨name⟩: cannot occur in a chapter's prose
+
+
+def source_hash(chapter: dict, glue_names, bibliography: dict, title: str) -> str:
+    """The hash of the copy with each glued value replaced by :func:`placeholder` (its name)."""
+    skeleton = colab_copy(chapter, {n: placeholder(n) for n in glue_names}, bibliography, title, hashed=False)
+    return hashlib.sha256(json.dumps(skeleton["cells"], sort_keys=True).encode()).hexdigest()
+
+
+def colab_copy(chapter: dict, glue: dict[str, str], bibliography: dict, title: str, hashed: bool = True) -> dict:
     nb = copy.deepcopy(chapter)
     for cell in nb["cells"]:
         source = "".join(cell["source"])
@@ -96,6 +118,8 @@ def colab_copy(chapter: dict, glue: dict[str, str], bibliography: dict, title: s
     note = (f"*The Colab copy of chapter {title} of the course book. The numbers in its text are those of "
             "the book's build (on a CPU, with quick settings); the cells compute them again on your runtime.*")
     nb["cells"].insert(0, {"cell_type": "markdown", "id": "colab-note", "metadata": {}, "source": [note]})
+    if hashed:
+        nb["metadata"]["colab_copy"] = {"source_sha256": source_hash(chapter, glue, bibliography, title)}
     return nb
 
 
@@ -109,10 +133,16 @@ def write_copies(repo: Path, executed: Path, chapters: list[Path]) -> list[Path]
         record = executed / chapter.with_suffix(".glue.json").name
         glue = {k: glued_value(v) for k, v in json.loads(record.read_text()).items()} if record.is_file() else {}
         nb = json.loads(chapter.read_text(encoding="utf-8"))
-        text = json.dumps(colab_copy(nb, glue, bibliography, chapter.stem[:2].lstrip("0")), indent=1,
-                          ensure_ascii=False) + "\n"
+        finished = colab_copy(nb, glue, bibliography, chapter.stem[:2].lstrip("0"))
         target = out / chapter.name
-        if not target.is_file() or target.read_text(encoding="utf-8") != text:
-            target.write_text(text, encoding="utf-8")
+        if target.is_file():
+            try:
+                old = json.loads(target.read_text(encoding="utf-8"))
+            except json.JSONDecodeError:
+                old = {}
+            if old.get("metadata", {}).get("colab_copy") == finished["metadata"]["colab_copy"]:
+                written.append(target)  # same prose and code: keep the committed measurements
+                continue
+        target.write_text(json.dumps(finished, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         written.append(target)
     return written
