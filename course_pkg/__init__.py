@@ -11,6 +11,7 @@ One module per job:
 - :mod:`course_pkg.pretrained` the reference checkpoints shipped with the package
 - :mod:`course_pkg.evaluate`   accuracy and the paper's multi-crop evaluation
 - :mod:`course_pkg.results`    the benchmark results the book shows: read, tabulate, plot
+- :mod:`course_pkg.diagrams`   the inception module and GoogLeNet drawn from the modules' own layers
 - :mod:`course_pkg.grading`    student self-checks and the instructors' ``course grade``
 - :mod:`course_pkg.cli`        the ``course`` command
 """
