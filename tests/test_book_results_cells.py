@@ -1,4 +1,4 @@
-"""The cells of chapters 7 and 8 that show GPU results, run against result files.
+"""The cells of chapters 7 and 8 that show results, run against result files and shipped checkpoints.
 
 The book build runs them before any GPU result is committed (the "not there yet" branch). These
 tests run the same cells, taken from the notebooks, against result files written by the
@@ -66,14 +66,16 @@ def test_chapter7_draws_the_committed_results(repo_root, tmp_path, monkeypatch, 
     (tmp_path / "cifar_20261201_h100_all.json").write_text(json.dumps({"environment": env, "runs": runs}))
     bench.write_summary(tmp_path)
     monkeypatch.setenv("COURSE_RESULTS", str(tmp_path))
-    info = {"history": _history(0.91), "test_acc": 0.91, "epoch": 5, "device_name": "NVIDIA H100", "commit": "abc1234"}
-    monkeypatch.setattr(pretrained, "available", lambda: ["googlenet_cifar_bn", "lenet5_mnist"])
+    info = {"history": _history(0.91), "test_acc": 0.91, "epoch": 5, "device_name": "cpu", "commit": "abc1234",
+            "cpu": "Some CPU, 2 threads", "cpu_minutes": 50.2, "date": "2026-12-01T10:00:00+00:00"}
+    monkeypatch.setattr(pretrained, "available", lambda: ["googlenet_cifar", "lenet5_mnist"])
     monkeypatch.setattr(pretrained, "info", lambda name: info)
 
     _exec(_cells(repo_root, "07_training_cifar10.ipynb"), {})
     printed = capsys.readouterr().out
-    assert "googlenet_cifar_bn: test accuracy 91.00% after 5 epochs (NVIDIA H100, commit abc1234)" in printed
-    assert "googlenet_cifar_faithful: pending" in printed and "No CIFAR-10 benchmark results" not in printed
+    assert ("googlenet_cifar: test accuracy 91.00% after 5 epochs, 50.2 minutes (Some CPU, 2 threads, "
+            "2026-12-01, commit abc1234)") in printed
+    assert "googlenet_cifar_faithful: not shipped yet" in printed and "No CIFAR-10 benchmark results" not in printed
     tables = "\n".join(str(x) for x in shown)
     assert "| bn_noaugment |" in tables and "-6.00 pp" in tables and "-2.00 pp" in tables  # noaux vs faithful
     # learning curves (shipped), init, aux, and the frontier of bn against bn[epochs=10]
@@ -85,7 +87,7 @@ def test_chapter7_without_results_says_so(repo_root, tmp_path, monkeypatch, show
     monkeypatch.setattr(pretrained, "available", lambda: ["lenet5_mnist"])
     _exec(_cells(repo_root, "07_training_cifar10.ipynb"), {})
     printed = capsys.readouterr().out
-    assert "No CIFAR-10 benchmark results here" in printed and "googlenet_cifar_bn: pending" in printed
+    assert "No CIFAR-10 benchmark results here" in printed and "googlenet_cifar: not shipped yet" in printed
     assert shown == [] and plt.get_fignums() == []
 
 
@@ -115,3 +117,29 @@ def test_chapter8_draws_table3(repo_root, tmp_path, monkeypatch, shown, capsys):
     assert "googlenet_cifar_bn, googlenet_cifar_faithful on 4 test images (NVIDIA H100" in table
     assert evaluate.format_table3(rows) in table
     assert len(plt.get_fignums()) == 1
+
+
+def _cells_by_id(repo_root, chapter, ids):
+    nb = json.loads((repo_root / "book" / chapter).read_text())
+    found = {c.get("id"): "".join(c["source"]) for c in nb["cells"]}
+    return [found[i] for i in ids]
+
+
+def test_chapter7_shows_the_shipped_network(repo_root, course_data, shown, monkeypatch):
+    """The trained-network cells of chapter 7, run on the checkpoint the package ships: the
+    accuracy they state is the one measured here, and one epoch of fine-tuning at a small learning
+    rate keeps the network near it."""
+    assert "googlenet_cifar" in pretrained.available(), "course_pkg ships googlenet_cifar (benchmarks/reference_cpu.py bn)"
+    monkeypatch.setenv("COURSE_QUIET", "1")
+    namespace = {"QUICK": True, "torch": torch, "plt": plt, "glue": lambda *a, **k: None}
+    exec("from course_pkg import data", namespace)
+    _exec(_cells_by_id(repo_root, "07_training_cifar10.ipynb", ["ch7-trained-code", "ch7-finetune-code"]), namespace)
+    accuracy, info = namespace["accuracy"], namespace["info"]
+    # 1,000 spread test images against the full split's recorded figure (4 sigma + bf16/fp32)
+    assert abs(accuracy - info["test_acc"]) <= 4 * (info["test_acc"] * (1 - info["test_acc"]) / 1000) ** 0.5 + 0.01
+    assert int(namespace["confusion"].sum()) == 1000 and len(plt.get_fignums()) == 1
+    summary, table = (str(x) for x in shown)
+    assert f"right {100 * accuracy:.1f}% of the time" in summary and f"{100 * info['test_acc']:.2f}%" in summary
+    rows = [line for line in table.splitlines() if line.startswith("| 0.002 |")]
+    small_lr = float(rows[0].rsplit("|", 2)[-2].strip().rstrip("%")) / 100
+    assert small_lr >= accuracy - 0.05, table
