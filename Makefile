@@ -10,7 +10,7 @@ PY     := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv book browser widgets-js test clean
+.PHONY: venv book browser sandbox widgets-js test clean
 
 venv: $(STAMP)
 
@@ -43,7 +43,13 @@ browser:
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
 
-test: $(STAMP) book browser
+# `course grade` runs student code only inside bubblewrap (Debian's bubblewrap package).
+sandbox:
+	@test -x /usr/bin/bwrap || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q bubblewrap; }
+
+test: $(STAMP) book browser sandbox
 	$(PY) -m pytest
 
 # Instructor notebooks (solutions/, written by tools/build_assignments.py) -> student versions
@@ -53,6 +59,12 @@ assignments: $(STAMP)
 	$(PY) tools/build_assignments.py
 	for a in solutions/*/; do a=$$(basename $$a); \
 	  PATH="$(VENV)/bin:$$PATH" $(VENV)/bin/nbgrader generate_assignment $$a --force --log-level=WARN || exit 1; done
+
+# The published student set (_publish/): the book, assignments/ and the package as a wheel, without
+# solutions/, hidden tests, thresholds, seeds or the generator (tools/publish.py says what and why).
+.PHONY: publish
+publish: $(STAMP)
+	$(PY) tools/publish.py --out _publish
 
 clean:
 	rm -rf _build .pytest_cache

@@ -1,4 +1,4 @@
-"""nbgrader configuration for the course (nbgrader 0.9.6; see REFERENCE.md section 5).
+"""nbgrader configuration for the course (nbgrader 0.9.6, https://nbgrader.readthedocs.io).
 
 Layout, relative to this file (paths are absolute so nbgrader works from any working directory):
 
@@ -37,23 +37,33 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # --- autograding -----------------------------------------------------------------------------
-# A cell that runs longer than this scores 0 and execution goes on; `course grade` adds an outer
-# per-student limit (a hung kernel or an endless loop in a non-test cell is caught there too).
+# nbgrader runs student code with the instructor's rights (its FAQ: it does not sandbox
+# submissions).  Here its execution step is replaced: the student's cells run in a bubblewrap
+# sandbox and the hidden tests run in nbgrader's own process on the data the notebook handed over
+# (course_pkg/grading/verdict.py).  nbgrader still restores test cells, scores and writes the
+# gradebook.
+c.Autograde.autograde_preprocessors = [
+    "course_pkg.grading.verdict.SandboxedExecute",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+# Seconds per cell; a cell past it is stopped (the kernel restarted), scores 0 if it is a test,
+# and the notebook goes on.  `course grade` derives the outer limit from the number of test cells.
 c.Execute.timeout = 60
-c.Execute.interrupt_on_timeout = True
+c.SandboxedExecute.timeout = 60
+c.SandboxedExecute.max_output_chars = 20_000
 # Students can tag a test cell "skip-execution" (nbclient's default) to skip it, which would give
 # an empty, full-credit test: only an unguessable tag is skipped.
 c.Execute.skip_cells_with_tag = "course-grader-skip-3f9a6c1e-never-use"
 # Deleted test cells come back from the gradebook instead of silently disappearing.
 c.OverwriteCells.add_missing_cells = True
-# Any stderr output in a test cell would score 0 (PyTorch warnings, tqdm bars): drop stderr
-# streams before grading.  Errors are "error" outputs, not stderr, so they still score 0.
-c.IgnorePattern.enabled = True
-c.IgnorePattern.pattern = r"[\s\S]"
-# Long tracebacks would show hidden assert lines; the course's checks raise CheckFailed, which
-# renders as its message alone, and everything else is cut to its first and last lines.
-c.LimitOutput.max_traceback = 3
-c.LimitOutput.max_lines = 200
+# Students see their own output and full tracebacks (already capped by characters); test-cell
+# outputs are written by the grader and never contain the hidden tests' source.
+c.LimitOutput.max_traceback = -1
+c.LimitOutput.max_lines = -1
 
 # --- feedback --------------------------------------------------------------------------------
 # Without ClearHiddenTests the feedback HTML shows the hidden tests' source.

@@ -130,7 +130,7 @@ def setup_cell(nb: Notebook, extra: str = "") -> None:
         import torch
         import torch.nn as nn
         import course_pkg
-        from course_pkg.grading import checks
+        from course_pkg.grading import checks, handover
         {extra}
         torch.manual_seed(0)
     ''')
@@ -194,13 +194,15 @@ def inception_module() -> Notebook:
         checks.self_check_inception(InceptionNaive, naive=True)
     ''')
     nb.test("test_naive_module", 2, '''
-        # The naive version of inception 3a: 192 channels in, 64 + 128 + 32 + 192 out.
+        # The naive version of inception 3a, 4a and 5b (3a: 192 channels in, 64 + 128 + 32 + 192 out).
+        handover.give(InceptionNaive=handover.inception_class(naive=True))
         ### BEGIN HIDDEN TESTS
         checks.fail_on(checks.inception_findings(InceptionNaive, naive=True, modules=("3a", "4a", "5b")),
                        "naive module")
+        _out = checks.build(checks.build(InceptionNaive, 192, 64, 128, 32).eval(), checks.probe_input(2, 192, 7, 7))
+        checks.require(tuple(_out.shape) == (2, 416, 7, 7),
+                       f"output shape {tuple(_out.shape)} for a 2x192x7x7 input, expected (2, 416, 7, 7)")
         ### END HIDDEN TESTS
-        out = InceptionNaive(192, 64, 128, 32)(torch.randn(1, 192, 28, 28))
-        assert out.shape == (1, 416, 28, 28), f"output shape {tuple(out.shape)}, expected (1, 416, 28, 28)"
     ''')
 
     nb.md('''
@@ -246,19 +248,23 @@ def inception_module() -> Notebook:
         checks.self_check_inception(Inception)
     ''')
     nb.test("test_inception_3a_shape", 1, '''
-        # Inception 3a (Table 1): 28x28x192 in, 28x28x256 out.
+        # Inception 3a (Table 1): 192 channels in, 256 out, the same height and width.
+        handover.give(Inception=handover.inception_class())
         ### BEGIN HIDDEN TESTS
         checks.fail_on([f for f in checks.inception_findings(Inception, modules=("3a",)) if f.kind in ("shape", "order")],
                        "inception 3a")
+        _module = checks.build(Inception, 192, 64, 96, 128, 16, 32, 32).eval()
+        _out = checks.build(_module, checks.probe_input(2, 192, 7, 7))
+        checks.require(tuple(_out.shape) == (2, 256, 7, 7),
+                       f"output shape {tuple(_out.shape)} for a 2x192x7x7 input, expected (2, 256, 7, 7)")
+        checks.require(getattr(_module, "out_channels", None) == 256,
+                       f"out_channels is {getattr(_module, 'out_channels', 'not set')}, expected 256")
         ### END HIDDEN TESTS
-        module = Inception(192, 64, 96, 128, 16, 32, 32)
-        out = module(torch.randn(1, 192, 28, 28))
-        assert out.shape == (1, 256, 28, 28), f"output shape {tuple(out.shape)}, expected (1, 256, 28, 28)"
-        assert module.out_channels == 256, f"out_channels is {module.out_channels}, expected 256"
     ''')
     for branch, points in (("branch1x1", 1), ("branch3x3", 2), ("branch5x5", 2), ("branch_pool", 1)):
         nb.test(f"test_{branch}", points, f'''
             # {branch}: parameters and layers of this branch in every module, 3a ... 5b.
+            handover.give(Inception=handover.inception_class())
             ### BEGIN HIDDEN TESTS
             checks.fail_on([f for f in checks.inception_findings(Inception)
                             if f.branch == "{branch}" and f.kind in ("params", "structure")], "{branch}")
@@ -266,6 +272,7 @@ def inception_module() -> Notebook:
         ''')
     nb.test("test_module_totals", 2, '''
         # Total parameters of every module, 3a ... 5b.
+        handover.give(Inception=handover.inception_class())
         ### BEGIN HIDDEN TESTS
         checks.fail_on([f for f in checks.inception_findings(Inception) if f.kind == "total"],
                        "parameters per module")
@@ -273,6 +280,7 @@ def inception_module() -> Notebook:
     ''')
     nb.test("test_shapes_and_order", 2, '''
         # Output shapes of every branch and module, and the concatenation order.
+        handover.give(Inception=handover.inception_class())
         ### BEGIN HIDDEN TESTS
         checks.fail_on([f for f in checks.inception_findings(Inception) if f.kind in ("shape", "order")],
                        "shapes and concatenation order")
@@ -311,6 +319,7 @@ def inception_module() -> Notebook:
                                                for b in ("branch1x1", "branch3x3", "branch5x5", "branch_pool")])
     ''')
     nb.test("test_answers_3a", 2, '''
+        handover.give("answers_3a")
         ### BEGIN HIDDEN TESTS
         checks.defined(globals(), "answers_3a")
         from course_pkg.models.inception import Inception as _Reference
@@ -368,6 +377,8 @@ def inception_module() -> Notebook:
             print(f"{name}: " + "  ".join(f"{b} {p:,} params / {m / 1e6:.1f}M MACs" for b, (p, m) in costs.items()))
     ''')
     nb.test("test_branch_costs", 3, '''
+        # branch_costs for every module of Table 1.
+        handover.give(branch_costs=handover.function([((cin, *f, size), {}) for _, cin, f, size in checks.table1_modules()]))
         ### BEGIN HIDDEN TESTS
         from course_pkg.models.inception import Inception as _Reference
         from course_pkg.profile import count_macs as _macs, count_params as _params
@@ -397,6 +408,7 @@ def inception_module() -> Notebook:
         ### END SOLUTION
     ''')
     nb.test("test_channel_source", 1, '''
+        handover.give("channel_source")
         ### BEGIN HIDDEN TESTS
         checks.defined(globals(), "channel_source")
         from course_pkg.models.inception import Inception as _Reference
@@ -487,13 +499,15 @@ def lenet_alexnet() -> Notebook:
                                 variant="modern")
     """)
     nb.test("test_lenet5", 3, f"""
+        # LeNet5(), layer by layer, on one 1x32x32 image.
+        handover.give(LeNet5=handover.network_class([((), {{}})], (1, 32, 32)))
         ### BEGIN HIDDEN TESTS
         from course_pkg.models import create as _create
         checks.fail_on(checks.diagnose_model(checks.build(LeNet5), _create("lenet5", variant="modern"), (1, 32, 32),
                                              name="LeNet5", children={LENET_CHILDREN!r}), "LeNet5")
+        _out = checks.build(checks.build(LeNet5).eval(), checks.probe_input(1, 1, 32, 32))
+        checks.require(tuple(_out.shape) == (1, 10), f"output shape {{tuple(_out.shape)}}, expected (1, 10)")
         ### END HIDDEN TESTS
-        out = LeNet5()(torch.zeros(2, 1, 32, 32))
-        assert out.shape == (2, 10), f"output shape {{tuple(out.shape)}}, expected (2, 10)"
     """)
     nb.md("""
         ### By hand
@@ -516,6 +530,7 @@ def lenet_alexnet() -> Notebook:
         checks.self_check_answers(lenet_params, ["c1", "c3", "c5", "f6", "output"], "lenet_params")
     """)
     nb.test("test_lenet_by_hand", 2, """
+        handover.give("lenet_shapes", "lenet_params")
         ### BEGIN HIDDEN TESTS
         checks.defined(globals(), "lenet_shapes", "lenet_params")
         from course_pkg.models import create as _create
@@ -600,6 +615,8 @@ def lenet_alexnet() -> Notebook:
         checks.self_check_model(AlexNet(), "alexnet", (3, 227, 227), children={ALEXNET_CHILDREN!r})
     """)
     nb.test("test_alexnet", 3, f"""
+        # AlexNet(), layer by layer, on one 3x227x227 image.
+        handover.give(AlexNet=handover.network_class([((), {{}})], (3, 227, 227)))
         ### BEGIN HIDDEN TESTS
         from course_pkg.models import create as _create
         checks.fail_on(checks.diagnose_model(checks.build(AlexNet), _create("alexnet"), (3, 227, 227), name="AlexNet",
@@ -623,6 +640,7 @@ def lenet_alexnet() -> Notebook:
         ### END SOLUTION
     """)
     nb.test("test_alexnet_by_hand", 2, """
+        handover.give("alexnet_fc_fraction", "alexnet_conv1_shape")
         ### BEGIN HIDDEN TESTS
         checks.defined(globals(), "alexnet_fc_fraction", "alexnet_conv1_shape")
         from course_pkg.models import create as _create
@@ -660,6 +678,7 @@ def lenet_alexnet() -> Notebook:
         print(f"the reduction saves {1 - bottleneck['reduced_macs'] / bottleneck['direct_macs']:.0%} of the multiply-adds")
     """)
     nb.test("test_bottleneck", 2, """
+        handover.give("bottleneck")
         ### BEGIN HIDDEN TESTS
         checks.defined(globals(), "bottleneck")
         from course_pkg.profile import count_macs as _macs, count_params as _params
@@ -741,16 +760,18 @@ def googlenet_aux() -> Notebook:
                 ### END SOLUTION
     """)
     nb.test("test_inception_aux", 2, """
+        # InceptionAux(512, 1000) and InceptionAux(528, 1000) on 14x14 maps (inception 4a and 4d).
+        handover.give(InceptionAux=handover.network_class([((512, 1000), {}), ((528, 1000), {})],
+                                                          lambda args: (args[0], 14, 14)))
         ### BEGIN HIDDEN TESTS
         from course_pkg.models.inception import InceptionAux as _Reference
         for _cin in (512, 528):
             _findings = checks.diagnose_model(checks.build(InceptionAux, _cin, 1000), _Reference(_cin, 1000), (_cin, 14, 14),
                                               name=f"InceptionAux({_cin}, 1000)")
             checks.fail_on(_findings, f"auxiliary classifier on {_cin} channels")
+        _out = checks.build(checks.build(InceptionAux, 512, 1000).eval(), checks.probe_input(1, 512, 14, 14))
+        checks.require(tuple(_out.shape) == (1, 1000), f"output shape {tuple(_out.shape)}, expected (1, 1000)")
         ### END HIDDEN TESTS
-        aux = InceptionAux(512, 1000)
-        out = aux(torch.randn(2, 512, 14, 14))
-        assert out.shape == (2, 1000), f"output shape {tuple(out.shape)}, expected (2, 1000)"
     """)
 
     nb.md("""
@@ -857,6 +878,7 @@ def googlenet_aux() -> Notebook:
     """)
     nb.test("test_googlenet_params", 3, f"""
         # Parameters of every module of the paper's network, the auxiliary heads included.
+        handover.give(GoogLeNet=handover.network_class([((), {{}})], (3, 224, 224)))
         ### BEGIN HIDDEN TESTS
         from course_pkg.models import create as _create
         _findings = checks.diagnose_model(checks.build(GoogLeNet), _create("googlenet", init="pytorch"), (3, 224, 224),
@@ -866,6 +888,7 @@ def googlenet_aux() -> Notebook:
     """)
     nb.test("test_googlenet_shapes", 2, f"""
         # Output shapes of every module at 224x224 (the ceil-mode pools give 56, 28, 14, 7).
+        handover.give(GoogLeNet=handover.network_class([((), {{}})], (3, 224, 224)))
         ### BEGIN HIDDEN TESTS
         from course_pkg.models import create as _create
         _findings = checks.diagnose_model(checks.build(GoogLeNet), _create("googlenet", init="pytorch"), (3, 224, 224),
@@ -875,21 +898,28 @@ def googlenet_aux() -> Notebook:
     """)
     nb.test("test_aux_outputs", 2, """
         # Training mode: (logits, aux1, aux2); eval mode: logits only (CIFAR version, 32x32 input).
-        net = GoogLeNet(num_classes=10, cifar=True)
-        net.train()
-        out = net(torch.randn(2, 3, 32, 32))
-        assert isinstance(out, tuple) and len(out) == 3, "in training mode forward must return (logits, aux1, aux2)"
-        assert all(o.shape == (2, 10) for o in out), f"shapes {[tuple(o.shape) for o in out]}, expected (2, 10) each"
-        net.eval()
-        out = net(torch.randn(2, 3, 32, 32))
-        assert isinstance(out, torch.Tensor) and out.shape == (2, 10), "in eval mode forward must return the logits only"
+        handover.give(GoogLeNet=handover.network_class(
+            [((), dict(num_classes=10, cifar=True)), ((), dict(num_classes=10, aux_logits=False, cifar=True))],
+            (3, 32, 32), batch=2, modes=(True, False)))
         ### BEGIN HIDDEN TESTS
-        net = GoogLeNet(num_classes=10, aux_logits=False, cifar=True).train()
-        checks.require(isinstance(net(torch.randn(2, 3, 32, 32)), torch.Tensor),
+        _x = checks.probe_input(2, 3, 32, 32)
+        _net = checks.build(GoogLeNet, num_classes=10, cifar=True).train()
+        _out = checks.build(_net, _x)
+        checks.require(isinstance(_out, tuple) and len(_out) == 3,
+                       "in training mode forward must return (logits, aux1, aux2)")
+        checks.require(all(isinstance(_o, torch.Tensor) and _o.shape == (2, 10) for _o in _out),
+                       f"shapes {[tuple(getattr(_o, 'shape', ())) for _o in _out]}, expected (2, 10) each")
+        _out = checks.build(_net.eval(), _x)
+        checks.require(isinstance(_out, torch.Tensor) and _out.shape == (2, 10),
+                       "in eval mode forward must return the logits only")
+        _net = checks.build(GoogLeNet, num_classes=10, aux_logits=False, cifar=True).train()
+        checks.require(isinstance(checks.build(_net, _x), torch.Tensor),
                        "with aux_logits=False, forward must return the logits only, also in training mode")
         ### END HIDDEN TESTS
     """)
     nb.test("test_cifar_model", 2, f"""
+        # GoogLeNet(num_classes=10, cifar=True), layer by layer, on one 3x32x32 image.
+        handover.give(GoogLeNet=handover.network_class([((), dict(num_classes=10, cifar=True))], (3, 32, 32)))
         ### BEGIN HIDDEN TESTS
         from course_pkg.models import create as _create
         _findings = checks.diagnose_model(checks.build(GoogLeNet, num_classes=10, cifar=True),
@@ -917,10 +947,15 @@ def googlenet_aux() -> Notebook:
             ### END SOLUTION
     """)
     nb.test("test_googlenet_loss", 2, """
-        ### BEGIN HIDDEN TESTS
+        # googlenet_loss on three heads' logits, and on plain logits (eval mode).
         _g = torch.Generator().manual_seed(3)
         _logits, _a1, _a2 = (torch.randn(8, 10, generator=_g) for _ in range(3))
         _y = torch.randint(0, 10, (8,), generator=_g)
+        handover.give(googlenet_loss=handover.function([(((_logits, _a1, _a2), _y), {}), ((_logits, _y), {})]))
+        ### BEGIN HIDDEN TESTS
+        _gen = torch.Generator().manual_seed(3)
+        _logits, _a1, _a2 = [torch.randn(8, 10, generator=_gen) for _i in range(3)]
+        _y = torch.randint(0, 10, (8,), generator=_gen)
         _main, _l1, _l2 = (F.cross_entropy(t, _y) for t in (_logits, _a1, _a2))
         _got = float(checks.build(googlenet_loss, (_logits, _a1, _a2), _y))
         _want = float(_main + 0.3 * (_l1 + _l2))
@@ -973,16 +1008,23 @@ def googlenet_aux() -> Notebook:
         checks.self_check_checkpoint(GoogLeNet(num_classes=10, cifar=True), "googlenet_cifar.pt")
     """)
     nb.test("test_checkpoint_loads", 2, """
-        # The checkpoint loads (weights_only=True) into your own CIFAR GoogLeNet.
-        model = GoogLeNet(num_classes=10, cifar=True)
-        meta = checks.load_student_checkpoint(model, "googlenet_cifar.pt")
+        # The checkpoint loads (weights_only=True) into the course's CIFAR GoogLeNet, which has the
+        # layer names and shapes you were asked to use (the grader loads and measures it itself).
+        handover.give()
+        ### BEGIN HIDDEN TESTS
+        from course_pkg.models import create as _create
+        checks.load_student_checkpoint(_create("googlenet_cifar", stem="16"), submission / "googlenet_cifar.pt")
+        ### END HIDDEN TESTS
     """)
     nb.test("test_accuracy", 6, """
-        # Accuracy of your checkpoint on CIFAR-10 test images chosen by the grader.
+        # Accuracy of your checkpoint on CIFAR-10 test images chosen by the grader, measured by the
+        # grader with the course's CIFAR GoogLeNet.
+        handover.give()
         ### BEGIN HIDDEN TESTS
-        _model = checks.build(GoogLeNet, num_classes=10, cifar=True)
+        from course_pkg.models import create as _create
+        _model = _create("googlenet_cifar", stem="16")
         try:
-            checks.load_student_checkpoint(_model, "googlenet_cifar.pt")
+            checks.load_student_checkpoint(_model, submission / "googlenet_cifar.pt")
         except checks.CheckFailed as _err:
             raise checks.CheckFailed(f"no accuracy without a checkpoint: {_err}") from None
         _acc = checks.subset_accuracy(_model, n=250, seed=20150607)
@@ -1040,16 +1082,18 @@ def multicrop() -> Notebook:
             ### END SOLUTION
     """)
     nb.test("test_ten_crop", 3, """
+        # ten_crop on a 40x48, a 51x37 and a 33x33 image, view by view.
+        _g = torch.Generator().manual_seed(7)
+        handover.give(ten_crop=handover.function([((torch.rand(3, _h, _w, generator=_g), _c), {})
+                                                  for _h, _w, _c in ((40, 48, 32), (51, 37, 24), (33, 33, 33))]))
         ### BEGIN HIDDEN TESTS
         from course_pkg.evaluate import multicrop_views as _views
-        _g = torch.Generator().manual_seed(7)
+        _gen = torch.Generator().manual_seed(7)
         for _h, _w, _c in ((40, 48, 32), (51, 37, 24), (33, 33, 33)):
-            _img = torch.rand(3, _h, _w, generator=_g)
+            _img = torch.rand(3, _h, _w, generator=_gen)
             _ref, _ = _views(_img, "ten", crop=_c, scales=None)
             checks.fail_on(checks.diagnose_views(checks.build(ten_crop, _img, _c), _ref, "ten"), f"ten_crop on a {_h}x{_w} image")
         ### END HIDDEN TESTS
-        views = ten_crop(torch.rand(3, 40, 48), 32)
-        assert views.shape == (10, 3, 32, 32), f"shape {tuple(views.shape)}, expected (10, 3, 32, 32)"
     """)
     nb.md("""
         ## 2. The paper's 144 crops
@@ -1084,17 +1128,20 @@ def multicrop() -> Notebook:
             ### END SOLUTION
     """)
     nb.test("test_views_144", 4, """
+        # views_144 on a 40x50 (four scales), a 45x30 and a 32x32 image, view by view.
+        _g = torch.Generator().manual_seed(11)
+        handover.give(views_144=handover.function(
+            [((torch.rand(3, _h, _w, generator=_g), _scales, _c), {})
+             for _h, _w, _scales, _c in ((40, 50, (40, 48, 56, 64), 32), (45, 30, (36, 44), 28), (32, 32, (32, 40), 24))]))
         ### BEGIN HIDDEN TESTS
         from course_pkg.evaluate import multicrop_views as _views
-        _g = torch.Generator().manual_seed(11)
+        _gen = torch.Generator().manual_seed(11)
         for _h, _w, _scales, _c in ((40, 50, (40, 48, 56, 64), 32), (45, 30, (36, 44), 28), (32, 32, (32, 40), 24)):
-            _img = torch.rand(3, _h, _w, generator=_g)
+            _img = torch.rand(3, _h, _w, generator=_gen)
             _ref, _ = _views(_img, "googlenet144", crop=_c, scales=_scales)
             checks.fail_on(checks.diagnose_views(checks.build(views_144, _img, _scales, _c), _ref, "googlenet144"),
                            f"views_144 on a {_h}x{_w} image, scales {_scales}")
         ### END HIDDEN TESTS
-        views = views_144(torch.rand(3, 40, 50), scales=(40, 48, 56, 64), crop=32)
-        assert views.shape == (144, 3, 32, 32), f"shape {tuple(views.shape)}, expected (144, 3, 32, 32)"
     """)
     nb.md("""
         ## 3. Averaging
@@ -1109,6 +1156,9 @@ def multicrop() -> Notebook:
             ### END SOLUTION
     """)
     nb.test("test_average_softmax", 2, """
+        # average_softmax on the logits of 10 views of 7 classes.
+        handover.give(average_softmax=handover.function(
+            [((torch.randn(10, 7, generator=torch.Generator().manual_seed(5)) * 3,), {})]))
         ### BEGIN HIDDEN TESTS
         from course_pkg.evaluate import reduce_views as _reduce
         _logits = torch.randn(10, 7, generator=torch.Generator().manual_seed(5)) * 3

@@ -4,7 +4,13 @@
   self-checks (they run anywhere, Colab included) and by the hidden tests of the instructor
   notebooks.  No points and no thresholds live here.
 - :mod:`course_pkg.grading.grade` — ``course grade <assignment>`` for instructors: collect,
-  autograde each student in its own process, feedback without hidden tests, CSV + histogram.
+  autograde each student in a sandbox, merge, feedback without hidden tests, CSV + histogram.
+- :mod:`course_pkg.grading.handover` — what a test cell hands to the grader (data only) and the
+  replicas the hidden tests run on.
+- :mod:`course_pkg.grading.sandbox` and :mod:`course_pkg.grading.harness` — bubblewrap around one
+  student's notebook, and the cell-by-cell runner inside it.
+- :mod:`course_pkg.grading.verdict` — nbgrader's execution step replaced: student code in the
+  sandbox, hidden tests in the grader's process.
 """
 
 from __future__ import annotations

@@ -24,6 +24,8 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 import torch.nn as nn
 
+from .handover import probe_input
+
 __all__ = [
     "CheckFailed",
     "Finding",
@@ -106,7 +108,8 @@ def fail_on(findings: Iterable[Finding], what: str = "", limit: int = 12) -> Non
 def build(factory: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """``factory(*args, **kwargs)``, with a failure turned into a :class:`CheckFailed` that says
     what to do (e.g. for the unchanged ``raise NotImplementedError()``)."""
-    name = getattr(factory, "__name__", str(factory))
+    name = getattr(factory, "__name__", None) or type(factory).__name__
+
     def short(value: Any) -> str:
         if isinstance(value, torch.Tensor):
             return f"<tensor {'x'.join(map(str, value.shape))}>"
@@ -185,6 +188,12 @@ def explain_conv_count(in_channels: int, out_channels: int, count: int) -> str |
             return (f"a {k}x{k} kernel {'with' if bias else 'without'} bias "
                     f"({k}*{k}*{in_channels}*{out_channels}{tail} = {_fmt(count)})")
     return None
+
+
+def _torch_type(module: nn.Module) -> type:
+    """The torch layer class a module is (or derives from), else its own class."""
+    return next((t for t in type(module).__mro__ if t.__module__.startswith("torch.nn")
+                 and t is not nn.Module), type(module))
 
 
 def _convs(module: nn.Module) -> list[tuple[str, nn.Conv2d]]:
@@ -270,7 +279,7 @@ def _diagnose_branch(where: str, branch: str, mine: nn.Module, ref: nn.Module) -
         findings.append(Finding(where, "structure", "has no max pool; the paper's pool branch starts with a "
                                                     "3x3 max pool, stride 1, padding 1", branch))
     for pm, pr in zip(mine_pools, ref_pools):
-        if type(pm) is not type(pr):
+        if _torch_type(pm) is not _torch_type(pr):
             findings.append(Finding(where, "structure", f"uses {type(pm).__name__}, the paper uses "
                                                         f"{type(pr).__name__}", branch))
         elif (pm.kernel_size, pm.stride, pm.padding) != (pr.kernel_size, pr.stride, pr.padding):
@@ -319,8 +328,7 @@ def diagnose_inception(student: nn.Module, reference: nn.Module, name: str = "mo
     # Shapes and order, from one forward pass of a small input.
     ref_conv = _convs(reference)
     in_channels = ref_conv[0][1].in_channels if ref_conv else 3
-    torch.manual_seed(0)
-    x = torch.randn(2, in_channels, spatial, spatial)
+    x = probe_input(2, in_channels, spatial, spatial)
     student.eval(), reference.eval()
     with torch.no_grad():
         ref_out = reference(x)
@@ -474,7 +482,7 @@ def diagnose_model(student: nn.Module, reference: nn.Module, input_size: Sequenc
     layers with parameters are compared in order.  Returns findings (empty: matches).
     """
     findings: list[Finding] = []
-    x = torch.randn(1, *input_size, generator=torch.Generator().manual_seed(0))
+    x = probe_input(1, *input_size)
     student.eval(), reference.eval()
     if children:
         mods_s, mods_r = dict(student.named_children()), dict(reference.named_children())
@@ -519,7 +527,7 @@ def diagnose_model(student: nn.Module, reference: nn.Module, input_size: Sequenc
             findings.append(Finding(name, "structure", f"{len(ls)} layers with parameters, expected {len(lr)}: "
                                                        + ", ".join(_describe(m) for _, m in lr)))
         for i, ((ns, ms), (nr, mr)) in enumerate(zip(ls, lr)):
-            if n_params(ms) != n_params(mr) or type(ms) is not type(mr):
+            if n_params(ms) != n_params(mr) or _torch_type(ms) is not _torch_type(mr):
                 findings.append(Finding(name, "params", f"layer {i + 1} (`{ns}`): {_describe(ms)}, expected "
                                                         f"{_describe(mr)}"))
         shapes, err = _trace_shapes(student, x, [])

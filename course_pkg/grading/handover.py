@@ -1,0 +1,406 @@
+"""What a student's notebook hands to the grader: data only, never code.
+
+When ``course grade`` runs a notebook, the student's code runs in a sandbox and the graded test
+cells only *hand over* what the grader needs: answers (numbers, dicts, tensors), and for classes
+and functions the results of calling them on fixed inputs — for a network, the layers it is made
+of (type, channels, kernel, stride, padding, parameter shapes), its output and the output shape
+of every sub-module for the probe inputs.  Everything is written with ``torch.save`` and read by
+the grader with ``torch.load(weights_only=True)``: tensors, numbers, strings, lists and dicts.
+
+The verdicts are computed afterwards by the grader in a process of its own, from *replicas*
+(:class:`Replica`, :class:`ReplicaClass`, :class:`ReplicaFunction`) that answer exactly the
+calls the student's objects answered in the sandbox.  So the same checks
+(:mod:`course_pkg.grading.checks`) explain a student's mistakes, while nothing the student's
+code does to its own process (patching ``checks``, IPython hooks, ...) can change a verdict:
+faking the handed-over data would take computing what a correct solution computes.
+
+Students never need to call this module themselves; the test cells do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+import torch.nn as nn
+
+#: The folder the test cells write to (set by the sandbox; unset when a student runs the notebook).
+ENV = "COURSE_HANDOVER"
+_current: str | None = None
+MAX_TENSOR = 2_000_000  # elements per recorded output: keep the files small
+
+
+# --------------------------------------------------------------------------------------------
+# Probe inputs and call keys (shared by both sides)
+# --------------------------------------------------------------------------------------------
+def probe_input(*shape: int) -> torch.Tensor:
+    """The input the checks feed to a student's network of this shape (fixed, public seed)."""
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+
+
+def _digest(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        t = value.detach().to("cpu").contiguous()
+        return ("tensor", str(t.dtype), tuple(t.shape), hashlib.sha1(t.numpy().tobytes()).hexdigest()
+                if t.dtype != torch.bfloat16 else hashlib.sha1(t.float().numpy().tobytes()).hexdigest())
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_digest(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted((repr(k), _digest(v)) for k, v in value.items())))
+    return ("value", repr(value))
+
+
+def call_key(args: Sequence[Any], kwargs: dict[str, Any] | None = None, training: bool | None = None) -> str:
+    """One string per call: the same arguments (tensors by content) give the same key."""
+    return hashlib.sha1(repr((_digest(tuple(args)), _digest(dict(kwargs or {})), training)).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Sandbox side: turn objects into plain data
+# --------------------------------------------------------------------------------------------
+def _plain(value: Any, depth: int = 0) -> Any:
+    """``value`` as data ``torch.load(weights_only=True)`` accepts; anything else as a description."""
+    if depth > 6:
+        return {"__unsupported__": "nested too deeply"}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, torch.Tensor):
+        t = value.detach().to("cpu")
+        if t.numel() > MAX_TENSOR:
+            return {"__unsupported__": f"tensor of shape {tuple(t.shape)} (too large to hand over)",
+                    "__shape__": list(t.shape)}
+        return t.clone().contiguous()
+    if isinstance(value, (list, tuple)):
+        items = [_plain(v, depth + 1) for v in value[:10_000]]
+        return items if isinstance(value, list) else tuple(items)
+    if isinstance(value, dict):
+        return {(k if isinstance(k, (str, int, float, bool)) else repr(k)): _plain(v, depth + 1)
+                for k, v in list(value.items())[:10_000]}
+    if isinstance(value, torch.Size):
+        return tuple(value)
+    try:  # numpy scalars and the like
+        import numpy as np
+
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, np.ndarray):
+            return _plain(torch.as_tensor(value), depth)
+    except Exception:  # noqa: BLE001
+        pass
+    return {"__unsupported__": type(value).__name__}
+
+
+def _error(err: BaseException) -> dict[str, str]:
+    first = str(err).splitlines()[0] if str(err) else ""
+    return {"__error__": type(err).__name__, "message": first[:500]}
+
+
+_LEAVES: dict[type, tuple[str, ...]] = {
+    nn.Conv2d: ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups",
+                "padding_mode"),
+    nn.Linear: ("in_features", "out_features"),
+    nn.MaxPool2d: ("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
+    nn.AvgPool2d: ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"),
+    nn.AdaptiveAvgPool2d: ("output_size",),
+    nn.AdaptiveMaxPool2d: ("output_size",),
+    nn.BatchNorm2d: ("num_features", "eps", "momentum", "affine", "track_running_stats"),
+    nn.LocalResponseNorm: ("size", "alpha", "beta", "k"),
+    nn.ReLU: ("inplace",),
+    nn.Dropout: ("p",),
+    nn.Flatten: ("start_dim", "end_dim"),
+    nn.Identity: (),
+}
+
+
+def module_spec(module: nn.Module) -> dict[str, Any]:
+    """The layers of ``module`` as data: for the usual torch layers their arguments, for other
+    modules their class name, simple attributes, own parameter shapes and named children."""
+    for base, fields in _LEAVES.items():
+        if isinstance(module, base):
+            args = {f: _plain(getattr(module, f)) for f in fields if hasattr(module, f)}
+            if base in (nn.Conv2d, nn.Linear):
+                args["bias"] = module.bias is not None
+            return {"leaf": base.__name__, "cls": type(module).__name__, "args": args}
+    attrs = {k: _plain(v) for k, v in vars(module).items()
+             if not k.startswith("_") and k != "training" and isinstance(v, (bool, int, float, str, tuple))}
+    return {"leaf": None, "cls": type(module).__name__,
+            "attrs": attrs,
+            "params": {n: list(p.shape) for n, p in module.named_parameters(recurse=False)},
+            "children": [(n, module_spec(c)) for n, c in module.named_children()]}
+
+
+def _first(out: Any) -> Any:
+    return out[0] if isinstance(out, (tuple, list)) and out else out
+
+
+def _record_call(module: nn.Module, x: torch.Tensor, training: bool, children: bool) -> dict[str, Any]:
+    """Run ``module(x)``; record its output, the output shape of every sub-module on the way, and
+    (``children``) each direct child applied to ``x`` itself."""
+    trace: list[tuple[str, list[int]]] = []
+    hooks = []
+    for path, sub in module.named_modules():
+        if path:
+            hooks.append(sub.register_forward_hook(
+                lambda _m, _i, out, path=path: trace.append(
+                    (path, list(_first(out).shape)) if isinstance(_first(out), torch.Tensor) else (path, None))))
+    module.train(training)
+    record: dict[str, Any] = {"key": call_key([x], None, training), "path": ""}
+    try:
+        with torch.no_grad():
+            record["out"] = _plain(module(x))
+    except Exception as err:  # noqa: BLE001 -- a student's error is data too
+        record["out"] = _error(err)
+    finally:
+        for h in hooks:
+            h.remove()
+    record["trace"] = trace
+    records = [record]
+    if children:
+        for name, child in module.named_children():
+            child.train(training)
+            rec: dict[str, Any] = {"key": call_key([x], None, training), "path": name, "trace": []}
+            try:
+                with torch.no_grad():
+                    rec["out"] = _plain(child(x))
+            except Exception as err:  # noqa: BLE001
+                rec["out"] = _error(err)
+            records.append(rec)
+    return records
+
+
+def module_class(constructions: Iterable[tuple[tuple, dict]], inputs: Callable[[tuple, dict], list[torch.Tensor]],
+                 modes: Sequence[bool] = (False,), children: bool = False) -> Callable[[Any], dict[str, Any]]:
+    """A plan for :func:`give`: build the class with each ``(args, kwargs)``, record its layers
+    and its forward pass on ``inputs(args, kwargs)`` in each training mode of ``modes``."""
+
+    def plan(cls: Any) -> dict[str, Any]:
+        built = []
+        for args, kwargs in constructions:
+            entry: dict[str, Any] = {"args": _plain(tuple(args)), "kwargs": _plain(dict(kwargs))}
+            try:
+                torch.manual_seed(0)
+                obj = cls(*args, **kwargs)
+            except BaseException as err:  # noqa: BLE001 -- NotImplementedError included
+                if isinstance(err, (KeyboardInterrupt, SystemExit)):
+                    raise
+                entry["error"] = _error(err)
+                built.append(entry)
+                continue
+            if not isinstance(obj, nn.Module):
+                entry["error"] = {"__error__": "TypeError", "message": f"{type(obj).__name__} is not an nn.Module"}
+                built.append(entry)
+                continue
+            entry["spec"] = module_spec(obj)
+            entry["calls"] = [rec for x in inputs(tuple(args), dict(kwargs)) for mode in modes
+                              for rec in _record_call(obj, x, mode, children)]
+            built.append(entry)
+        return {"__kind__": "class", "name": getattr(cls, "__name__", type(cls).__name__),
+                "module": getattr(cls, "__module__", "") or "", "constructions": built}
+
+    return plan
+
+
+def function(calls: Iterable[tuple[tuple, dict]]) -> Callable[[Any], dict[str, Any]]:
+    """A plan for :func:`give`: call the function with each ``(args, kwargs)`` and record the result."""
+
+    def plan(fn: Any) -> dict[str, Any]:
+        done = []
+        for args, kwargs in calls:
+            rec: dict[str, Any] = {"key": call_key(args, kwargs)}
+            try:
+                torch.manual_seed(0)
+                rec["out"] = _plain(fn(*args, **kwargs))
+            except Exception as err:  # noqa: BLE001
+                rec["out"] = _error(err)
+            done.append(rec)
+        return {"__kind__": "function", "name": getattr(fn, "__name__", type(fn).__name__), "calls": done}
+
+    return plan
+
+
+def inception_class(naive: bool = False) -> Callable[[Any], dict[str, Any]]:
+    """The plan for an inception module class: built as each Table 1 module (3a ... 5b; naive:
+    ``cls(in_channels, ch1x1, ch3x3, ch5x5)``), run with each branch on the checks' probe input."""
+    from .checks import table1_modules
+
+    rows = [(cin, f) for _, cin, f, _ in table1_modules()]
+    constructions = [(((cin, f[0], f[2], f[4]) if naive else (cin, *f)), {}) for cin, f in rows]
+    return module_class(constructions, lambda args, kwargs: [probe_input(2, args[0], 7, 7)], children=True)
+
+
+def network_class(constructions: Sequence[tuple[tuple, dict]],
+                  input_size: Sequence[int] | Callable[[tuple], Sequence[int]], batch: int = 1,
+                  modes: Sequence[bool] = (False,)) -> Callable[[Any], dict[str, Any]]:
+    """The plan for a network class: built with each ``(args, kwargs)``, run on the checks' probe
+    input of ``batch`` images of ``input_size`` (or ``input_size(args)``) in each mode of ``modes``."""
+
+    def inputs(args: tuple, kwargs: dict) -> list[torch.Tensor]:
+        size = input_size(args) if callable(input_size) else input_size
+        return [probe_input(batch, *size)]
+
+    return module_class(constructions, inputs, modes=modes)
+
+
+def begin(cell: str) -> None:
+    """Called by the sandbox before each graded cell: what follows is handed over as ``cell``."""
+    global _current
+    _current = cell
+
+
+def give(*names: str, **plans: Callable[[Any], dict[str, Any]]) -> None:
+    """Hand the notebook's ``names`` (data) and ``plans`` (name -> how to probe that class or
+    function) over to the grader.  Outside the grader (a student running the notebook) it only
+    checks that the names exist."""
+    caller = sys._getframe(1).f_globals
+    record: dict[str, Any] = {}
+    missing = []
+    for name in names:
+        if name in caller:
+            record[name] = _plain(caller[name])
+        else:
+            missing.append(name)
+    for name, plan in plans.items():
+        if name in caller:
+            record[name] = plan(caller[name])
+        else:
+            missing.append(name)
+    record["__missing__"] = missing
+    folder = os.environ.get(ENV)
+    if folder and _current:
+        path = Path(folder) / f"{_current}.pt"
+        tmp = path.with_suffix(".tmp")
+        torch.save(record, tmp)
+        os.replace(tmp, path)
+    elif missing:
+        print(f"not defined yet: {', '.join(missing)} — run the cells above first")
+
+
+# --------------------------------------------------------------------------------------------
+# Grader side: read the data back and answer the checks' calls from it
+# --------------------------------------------------------------------------------------------
+class NotRecorded(RuntimeError):
+    """The checks asked for a call the notebook did not hand over."""
+
+
+def _raise(err: dict[str, str]) -> None:
+    name, message = err.get("__error__", "Exception"), err.get("message", "")
+    if name == "NotImplementedError":
+        raise NotImplementedError(message)
+    raise type(str(name), (Exception,), {})(message)
+
+
+def _value(out: Any) -> Any:
+    if isinstance(out, dict) and "__error__" in out:
+        _raise(out)
+    return out
+
+
+class _Replay:
+    """Mixin: ``forward`` answers from the recorded calls of the sub-module at ``_path``."""
+
+    _root: "Replica"
+    _path: str
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:  # noqa: D102
+        root = self._root
+        rec = root._calls.get((self._path, call_key(args, kwargs or None, self.training)))
+        if rec is None:
+            raise NotRecorded(f"{self._path or type(self).__name__} was not run on this input in the sandbox")
+        for path, shape in rec.get("trace", []):
+            sub = root._lookup(path)
+            if sub is not None and shape is not None:
+                for hook in list(sub._forward_hooks.values()):
+                    hook(sub, args, torch.empty(shape))
+        return _value(rec["out"])
+
+
+def _leaf(spec: dict[str, Any], root: "Replica", path: str) -> nn.Module:
+    base = getattr(nn, spec["leaf"])
+    cls = type(spec["leaf"], (_Replay, base), {})
+    args = dict(spec["args"])
+    module = cls(**args)
+    object.__setattr__(module, "_root", root)  # not a sub-module
+    object.__setattr__(module, "_path", path)
+    return module
+
+
+class Replica(_Replay, nn.Module):
+    """A student's module rebuilt from its handed-over layers; its forward passes replay the
+    sandbox's records.  ``type(replica).__name__`` is the student's class name."""
+
+    def __init__(self, spec: dict[str, Any], calls: list[dict[str, Any]], root: "Replica | None" = None,
+                 path: str = "") -> None:
+        super().__init__()
+        object.__setattr__(self, "_root", root or self)  # not a sub-module
+        object.__setattr__(self, "_path", path)
+        if root is None:
+            self._calls = {(c["path"], c["key"]): c for c in calls}
+        for name, value in spec.get("attrs", {}).items():
+            if not hasattr(self, name):
+                setattr(self, name, value)
+        for name, shape in spec.get("params", {}).items():
+            self.register_parameter(name, nn.Parameter(torch.empty(shape), requires_grad=False))
+        for name, child in spec.get("children", []):
+            sub_path = f"{path}.{name}" if path else name
+            if child.get("leaf"):
+                sub = _leaf(child, self._root, sub_path)
+            else:
+                sub = type(child["cls"], (Replica,), {})(child, [], self._root, sub_path)
+            self.add_module(name, sub)
+
+    def _lookup(self, path: str) -> nn.Module | None:
+        return dict(self.named_modules()).get(path)
+
+
+class ReplicaClass:
+    """Stands for the student's class: calling it with arguments the sandbox built it with gives
+    the :class:`Replica` of that object (or raises the error the student's constructor raised)."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        self.__name__ = self.__qualname__ = str(record.get("name", "class"))
+        self.__module__ = str(record.get("module", ""))
+        self._built = {call_key(c["args"], c["kwargs"]): c for c in record.get("constructions", [])}
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Replica:
+        entry = self._built.get(call_key(args, kwargs))
+        if entry is None:
+            raise NotRecorded(f"{self.__name__}{args} was not built in the sandbox")
+        if "error" in entry:
+            _raise(entry["error"])
+        return type(entry["spec"]["cls"], (Replica,), {})(entry["spec"], entry["calls"])
+
+
+class ReplicaFunction:
+    """Stands for the student's function: answers the calls the sandbox made."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        self.__name__ = self.__qualname__ = str(record.get("name", "function"))
+        self._calls = {c["key"]: c for c in record.get("calls", [])}
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        rec = self._calls.get(call_key(args, kwargs))
+        if rec is None:
+            raise NotRecorded(f"{self.__name__} was not called with these arguments in the sandbox")
+        return _value(rec["out"])
+
+
+def load(path: str | os.PathLike) -> dict[str, Any]:
+    """A handed-over file as a namespace for the verdict code (``weights_only=True``)."""
+    record = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(record, dict):
+        raise ValueError(f"{Path(path).name}: not a handover record")
+    namespace: dict[str, Any] = {}
+    for name, value in record.items():
+        if not isinstance(name, str) or name.startswith("__"):
+            continue
+        if isinstance(value, dict) and value.get("__kind__") == "class":
+            namespace[name] = ReplicaClass(value)
+        elif isinstance(value, dict) and value.get("__kind__") == "function":
+            namespace[name] = ReplicaFunction(value)
+        else:
+            namespace[name] = value
+    return namespace

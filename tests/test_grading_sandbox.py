@@ -1,0 +1,249 @@
+"""The pieces of trusted grading, fast: what a notebook hands over and how the grader replays it,
+the sandbox's view of the machine, safe zip unpacking, output caps and reference-class flags.
+
+The whole path (nbgrader, the sandbox, a hostile class) is in test_grading_e2e.py.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+
+from course_pkg.grading import checks, handover
+from course_pkg.grading.grade import unpack_zip
+from course_pkg.grading.verdict import cap_outputs, reference_flags, run_verdict, split_test, verdict_namespace
+from course_pkg.models.inception import Inception
+from course_pkg.models.layers import BasicConv2d
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Wrong5x5(Inception):
+    """torchvision's deviation: a 3x3 kernel in the "5x5" branch."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.branch5x5[1] = BasicConv2d(args[4], args[5], 3, padding=1)
+
+
+class Swapped(Inception):
+    def forward(self, x):
+        return torch.cat([self.branch3x3(x), self.branch1x1(x), self.branch5x5(x), self.branch_pool(x)], 1)
+
+
+def handed_over(tmp_path: Path, monkeypatch, **objects) -> dict:
+    """Run ``give`` as a test cell would in the sandbox, then load it as the grader does."""
+    monkeypatch.setenv(handover.ENV, str(tmp_path))
+    handover.begin("cell")
+    frame_globals = dict(objects)
+    exec("handover.give(Inception=handover.inception_class())", {"handover": handover, **frame_globals})
+    return handover.load(tmp_path / "cell.pt")
+
+
+def test_replica_gives_the_same_findings_as_the_live_class(tmp_path, monkeypatch):
+    replayed = {}
+    for cls in (Wrong5x5, Swapped):
+        live = checks.inception_findings(cls)
+        replayed[cls] = checks.inception_findings(handed_over(tmp_path, monkeypatch, Inception=cls)["Inception"])
+        assert [str(f) for f in replayed[cls]] == [str(f) for f in live], cls.__name__
+    assert any("3x3 kernel" in str(f) for f in replayed[Wrong5x5])
+    assert any(f.kind == "order" for f in replayed[Swapped])
+
+
+def test_the_handover_file_is_data_only(tmp_path, monkeypatch):
+    handed_over(tmp_path, monkeypatch, Inception=Inception)
+    torch.load(tmp_path / "cell.pt", weights_only=True)  # raises if anything but data were inside
+
+
+def test_unrecorded_calls_are_refused_not_guessed(tmp_path, monkeypatch):
+    cls = handed_over(tmp_path, monkeypatch, Inception=Inception)["Inception"]
+    with pytest.raises(handover.NotRecorded):
+        cls(1, 2, 3, 4, 5, 6, 7)
+    module = cls(192, 64, 96, 128, 16, 32, 32).eval()
+    with pytest.raises(handover.NotRecorded):
+        module(torch.zeros(2, 192, 7, 7))
+
+
+def test_student_errors_are_replayed(tmp_path, monkeypatch):
+    class Unfinished(nn.Module):
+        def __init__(self, *args):
+            super().__init__()
+            raise NotImplementedError()
+
+    cls = handed_over(tmp_path, monkeypatch, Inception=Unfinished)["Inception"]
+    with pytest.raises(checks.CheckFailed, match="raise NotImplementedError"):
+        checks.inception_findings(cls)
+
+
+def test_verdict_outputs_follow_nbgrader_scoring():
+    ns = verdict_namespace({"answer": 3})
+    assert run_verdict("checks.require(answer == 3, 'no')", ns) == []
+    out = run_verdict("checks.require(answer == 4, 'answer should be 4')", ns)
+    assert out[0]["output_type"] == "error" and out[0]["evalue"] == "answer should be 4"
+    assert out[0]["traceback"] == ["CheckFailed: answer should be 4"]  # no hidden source
+    out = run_verdict("print('hi')\nchecks.partial_credit(0.5, 6)", ns)
+    assert out[0]["text"] == "hi\n" and out[1]["data"]["text/plain"] == "3.0"
+    out = run_verdict("checks.defined(globals(), 'missing')\n", ns)
+    assert "missing is not defined" in out[0]["evalue"]
+
+
+def test_outputs_never_quote_a_hidden_test():
+    from course_pkg.grading.verdict import scrub
+
+    hidden = "_secret_threshold_table = ((0.8, 1.0),)\nchecks.require(x, 'message')\n"
+    outs = scrub(run_verdict("print('_secret_threshold_table = ((0.8, 1.0),)')", verdict_namespace({})), [hidden])
+    assert "_secret_threshold_table" not in outs[0]["text"] and "removed" in outs[0]["text"]
+
+
+def test_split_test_keeps_the_hidden_part_out_of_the_sandbox():
+    begin, end = "### BEGIN " + "HIDDEN TESTS", "### END " + "HIDDEN TESTS"
+    visible, hidden = split_test(f"handover.give('x')\n{begin}\nsecret_check()\n{end}\n")
+    assert "secret_check" not in visible and "handover.give" in visible
+    assert "secret_check()" in hidden
+
+
+def test_outputs_are_capped_by_characters():
+    outs = cap_outputs([{"output_type": "stream", "name": "stdout", "text": "x" * 100_000},
+                        {"output_type": "stream", "name": "stderr", "text": "late"}], 1000)
+    assert sum(len(o["text"]) for o in outs) < 1100 and "cut at 1,000 characters" in outs[0]["text"]
+    outs = cap_outputs([{"output_type": "stream", "name": "stderr", "text": "own warning"}], 1000)
+    assert outs[0]["name"] == "stderr"
+
+
+def test_reference_class_imports_are_flagged():
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    honest = nbformat.v4.new_code_cell("class Inception(nn.Module):\n    pass")
+    borrowed = nbformat.v4.new_code_cell("from course_pkg.models.inception import Inception")
+    sub = nbformat.v4.new_code_cell("import course_pkg.models.inception as m\nclass Inception(m.Inception):\n    pass")
+    for c in (honest, borrowed, sub):
+        c.metadata["nbgrader"] = {"solution": True, "grade": False, "locked": False, "grade_id": "x"}
+    nb.cells = [honest]
+    assert reference_flags(nb, {"Inception"}, set()) == []
+    nb.cells = [borrowed]
+    assert reference_flags(nb, {"Inception"}, set()) == ["imports the course's Inception from course_pkg.models.inception"]
+    nb.cells = [sub]
+    assert "subclasses m.Inception" in reference_flags(nb, {"Inception"}, set())[0]
+
+
+@pytest.mark.parametrize("name, why", [("../evil.ipynb", "unsafe path"), ("/etc/evil", "unsafe path")])
+def test_zip_paths_cannot_leave_the_folder(tmp_path, name, why):
+    archive = tmp_path / "s.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr(name, "{}")
+    assert why in unpack_zip(archive, tmp_path / "out")
+    assert not (tmp_path / "evil.ipynb").exists()
+
+
+def test_zip_size_is_counted_while_unpacking(tmp_path, monkeypatch):
+    monkeypatch.setattr("course_pkg.grading.grade.MAX_ZIP_BYTES", 1000)
+    archive = tmp_path / "s.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a.ipynb", "0" * 100_000)  # compresses to almost nothing
+    assert "more than" in unpack_zip(archive, tmp_path / "out")
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("folder/a.ipynb", "{}")
+    assert unpack_zip(archive, tmp_path / "ok") is None and (tmp_path / "ok" / "a.ipynb").is_file()
+
+
+# --------------------------------------------------------------------------------------------
+# The sandbox's view of the machine (bubblewrap)
+# --------------------------------------------------------------------------------------------
+needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None and not os.environ.get("CI"),
+                                 reason="bubblewrap is not installed (`make sandbox` installs it)")
+
+
+@needs_bwrap
+def test_sandbox_sees_only_its_copy_and_the_python_environment(tmp_path):
+    from course_pkg.grading import sandbox
+
+    private = tmp_path / "private"
+    private.mkdir()
+    outside = tmp_path / "outside.txt"
+    outside.write_text("instructor file")
+    os.environ["COURSE_INSTRUCTOR_TOKEN"] = "secret-token"
+    probe = f"""
+import os, socket, sys
+import torch, course_pkg
+print("uid", os.getuid())
+print("env", os.environ.get("COURSE_INSTRUCTOR_TOKEN"), os.environ.get("COURSE_DATA"))
+for path in ({str(outside)!r}, {str(REPO / "solutions")!r}, {str(REPO / "nbgrader_config.py")!r},
+             {str(Path.home() / ".bashrc")!r}, "/etc/passwd"):
+    print("exists", path, os.path.exists(path))
+print("home", os.environ["HOME"], sorted(os.listdir(os.environ["HOME"])) if os.path.isdir(os.environ["HOME"]) else [])
+try:
+    open({str(REPO / "course_pkg" / "pwned.py")!r}, "w")
+    print("wrote the package")
+except OSError as e:
+    print("package read-only", type(e).__name__)
+open("mine.txt", "w").write("ok")
+try:
+    socket.create_connection(("1.1.1.1", 80), timeout=2)
+    print("network")
+except OSError:
+    print("no network")
+print("pids", len([p for p in os.listdir("/proc") if p.isdigit()]))
+"""
+    outcome = sandbox.run(private, [sys.executable, "-c", probe], sandbox.Limits(wall_seconds=120))
+    out = outcome.output
+    assert outcome.returncode == 0, out
+    assert "uid 65534" in out
+    assert "env None None" in out
+    seen = [line for line in out.splitlines() if line.startswith("exists")]
+    assert len(seen) == 5 and all(line.endswith(" False") for line in seen), seen
+    assert "home /tmp/home []" in out
+    assert "package read-only" in out and not (REPO / "course_pkg" / "pwned.py").exists()
+    assert "no network" in out
+    assert (private / "mine.txt").read_text() == "ok"
+    assert int(out.split("pids")[1].split()[0]) <= 3
+
+
+@needs_bwrap
+def test_sandbox_kills_everything_at_the_end(tmp_path):
+    import psutil
+
+    from course_pkg.grading import sandbox
+
+    private = tmp_path / "private"
+    private.mkdir()
+    code = ("import subprocess, sys\n"
+            "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', 'sandbox-leftover-probe'],"
+            " start_new_session=True)\n")
+    outcome = sandbox.run(private, [sys.executable, "-c", code], sandbox.Limits(wall_seconds=60))
+    assert outcome.returncode == 0, outcome.output
+    left = [p.pid for p in psutil.process_iter(["cmdline"]) if "sandbox-leftover-probe" in " ".join(p.info["cmdline"] or [])]
+    assert left == []
+    # and at the wall-time limit
+    outcome = sandbox.run(private, [sys.executable, "-c", "while True: pass"], sandbox.Limits(wall_seconds=3))
+    assert outcome.returncode is None and outcome.seconds < 20
+
+
+@needs_bwrap
+def test_memory_limit_applies(tmp_path):
+    from course_pkg.grading import sandbox
+
+    private = tmp_path / "private"
+    private.mkdir()
+    code = "try:\n    bytearray(64 << 30)\n    print('allocated')\nexcept MemoryError:\n    print('refused')\n"
+    outcome = sandbox.run(private, [sys.executable, "-c", code], sandbox.Limits(wall_seconds=60, memory_bytes=4 << 30))
+    assert "refused" in outcome.output
+
+
+def test_course_grade_refuses_without_a_sandbox_tool(tmp_path, monkeypatch, capsys):
+    from course_pkg.grading import main
+
+    shutil.copy(REPO / "nbgrader_config.py", tmp_path)
+    (tmp_path / "assignments" / "02_inception_module").mkdir(parents=True)
+    monkeypatch.setattr("course_pkg.grading.sandbox.bwrap_path", lambda: None)
+    assert main(["02_inception_module", "--course-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "bubblewrap" in err and "apt-get install bubblewrap" in err and "--unsafe-no-sandbox" in err
