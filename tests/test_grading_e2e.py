@@ -196,7 +196,8 @@ class Hostile:
 @pytest.fixture(scope="module")
 def graded2(course, tmp_path_factory) -> Hostile:
     """Assignment 2 graded once for a whole class: honest students, the honest wrong solution,
-    every attack of the issue that motivated the sandbox and a few more, and the crash cases."""
+    the attacks that nbgrader alone lets through (its FAQ: it does not sandbox submissions) and a
+    few more, and the crash cases."""
     import socket
     import threading
     import time
@@ -509,8 +510,10 @@ def test_rerun_grades_only_new_or_changed(course, graded2, tmp_path):
     subs = tmp_path / "subs"
     write(subs / "solver", f"{A2}.ipynb", solved(A2))
     write(subs / "tv3x3", f"{A2}.ipynb", solved(A2))  # tv3x3 fixed the bug
+    # (as an instructor without bubblewrap would run it: the summary must say so)
     again = run_grade(course, A2, subs, "--student", "solver", "--student", "tv3x3",
-                      "--out", str(tmp_path / "report"))
+                      "--out", str(tmp_path / "report"), "--unsafe-no-sandbox")
+    assert "UNSAFE" in (tmp_path / "report" / "summary.txt").read_text()
     with (tmp_path / "report" / "grades.csv").open() as fh:
         rows = {r["student"]: r for r in csv.DictReader(fh)}
     assert rows["tv3x3"]["score"] == rows["tv3x3"]["max_score"]
@@ -542,6 +545,7 @@ def test_outer_time_limit_kills_the_sandbox(course, tmp_path):
         if "course_pkg.grading.harness" in cmd or ("ipykernel" in cmd and "course-grade-hung" in cmd):
             left.append((proc.pid, cmd[:100]))
     assert not left, f"sandbox processes left running: {left}"
+    assert not list((course / ".nbgrader" / "sandboxes").glob("hung/*")), "the private copy was left behind"
 
 
 # --------------------------------------------------------------------------------------------

@@ -247,3 +247,14 @@ def test_course_grade_refuses_without_a_sandbox_tool(tmp_path, monkeypatch, caps
     assert main(["02_inception_module", "--course-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "bubblewrap" in err and "apt-get install bubblewrap" in err and "--unsafe-no-sandbox" in err
+
+
+def test_a_forged_huge_layer_costs_the_grader_no_memory():
+    spec = {"leaf": None, "cls": "Huge", "attrs": {}, "params": {"extra": [100_000, 100_000]},
+            "children": [("conv", {"leaf": "Conv2d", "cls": "Conv2d",
+                                   "args": {"in_channels": 100_000, "out_channels": 100_000, "kernel_size": (11, 11),
+                                            "stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1,
+                                            "padding_mode": "zeros", "bias": True}})]}
+    replica = handover.Replica(spec, [])  # 1.2e12 parameters: only possible as shapes
+    assert checks.n_params(replica) == 100_000 * 100_000 * 121 + 100_000 + 100_000 ** 2
+    assert isinstance(replica.conv, nn.Conv2d) and replica.conv.kernel_size == (11, 11)

@@ -721,7 +721,9 @@ def googlenet_aux() -> Notebook:
         3. Adapt the network to 32x32 CIFAR-10 images, train it **on a GPU** (Colab: Runtime →
            Change runtime type → GPU; about 15-20 minutes on a T4) and submit the checkpoint
            `googlenet_cifar.pt` together with this notebook.  The grader does not train: it loads
-           your checkpoint into *your* network and measures its accuracy on CIFAR-10 test images.
+           your checkpoint into the course's CIFAR GoogLeNet (`course_pkg.models.create("googlenet_cifar")`),
+           which has exactly the layer names and shapes asked for below, and measures its accuracy
+           on CIFAR-10 test images.  So keep the names; the self-check cell tells you if they fit.
 
         You may use the course's inception module (`course_pkg.models.inception.Inception`) and
         `BasicConv2d` (assignment 2 was about those), but write `InceptionAux` and `GoogLeNet`
@@ -976,7 +978,9 @@ def googlenet_aux() -> Notebook:
         (`course_pkg.train.fit`: SGD with Nesterov momentum, one-cycle learning rate, mixed
         precision), whose loss is the one you wrote above: main + 0.3 x each auxiliary head.
         When the grader runs this notebook the cell is skipped and your submitted
-        `googlenet_cifar.pt` is used instead.  Keep the file name; submit it next to the notebook.
+        `googlenet_cifar.pt` is used instead: the grader loads it into the course's CIFAR GoogLeNet,
+        so the layer names must be the ones of this assignment.  Keep the file name; submit it next
+        to the notebook.
     """)
     nb.plain("""
         import os
@@ -1005,7 +1009,8 @@ def googlenet_aux() -> Notebook:
     """)
     nb.code("""
         # Self-check (not graded): does the checkpoint load into your network, and how good is it?
-        checks.self_check_checkpoint(GoogLeNet(num_classes=10, cifar=True), "googlenet_cifar.pt")
+        checks.self_check_checkpoint(GoogLeNet(num_classes=10, cifar=True), "googlenet_cifar.pt",
+                                     course_model="googlenet_cifar")
     """)
     nb.test("test_checkpoint_loads", 2, """
         # The checkpoint loads (weights_only=True) into the course's CIFAR GoogLeNet, which has the

@@ -719,17 +719,29 @@ def self_check_model(model: nn.Module, reference_name: str, input_size: Sequence
                    diagnose_model(model, reference, input_size, name=type(model).__name__, children=children))
 
 
-def self_check_checkpoint(model: nn.Module, path: str | os.PathLike, n: int = 500, seed: int = 0) -> float | None:
+def self_check_checkpoint(model: nn.Module, path: str | os.PathLike, n: int = 500, seed: int = 0,
+                          course_model: str | None = None) -> float | None:
     """Load your checkpoint the way the grader does and print its accuracy on ``n`` test images.
 
-    The grader uses its own subset and its own credit rules; this only tells you that the file
-    loads into your model and roughly how well it does."""
+    ``course_model``: the grader loads the file into this network of ``course_pkg.models``
+    (not into yours), so the check also tries that.  The grader uses its own subset and its own
+    credit rules; this only tells you that the file loads and roughly how well it does."""
     try:
         load_student_checkpoint(model, path)
     except CheckFailed as err:
         print(f"✗ {err}")
         return None
     print(f"✓ {Path(path).name} loads into your {type(model).__name__} (weights_only=True)")
+    if course_model:
+        from ..models import create
+
+        try:
+            load_student_checkpoint(create(course_model), path)
+        except CheckFailed as err:
+            print(f"✗ the grader loads it into the course's {course_model!r}, and there: {err} "
+                  "(rename your layers as the assignment asks)")
+            return None
+        print(f"✓ it also loads into the course's {course_model!r}, which the grader measures")
     if os.environ.get("NBGRADER_EXECUTION"):
         return None  # the grader measures accuracy in its own test; do not pay for it twice
     try:

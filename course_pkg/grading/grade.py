@@ -438,13 +438,18 @@ def autograde_one(layout: Layout, assignment: str, result: StudentResult, timeou
     logs = layout.work / "logs" / assignment
     logs.mkdir(parents=True, exist_ok=True)
     (logs / f"{result.student}.json").unlink(missing_ok=True)
-    env = {"COURSE_GRADE_LOGS": str(logs), "COURSE_GRADE_UNSAFE": "1" if unsafe else "0"}
+    scratch = layout.work / "sandboxes" / result.student  # the private copy lives here; removed after
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    env = {"COURSE_GRADE_LOGS": str(logs), "COURSE_GRADE_UNSAFE": "1" if unsafe else "0",
+           "COURSE_GRADE_TMP": str(scratch)}
     if threads:  # several students at once: one thread each for the verdicts' torch
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     code, out, secs = _run(["autograde", assignment, "--student", result.student, "--force",
                             f"--CourseDirectory.db_url=sqlite:///{db}", *extra],
                            layout.root, timeout, env)
     result.seconds = secs
+    shutil.rmtree(scratch, ignore_errors=True)  # also when nbgrader was killed at the outer limit
     log = logs / f"{result.student}.log"
     log.write_text(out)
     result.log = str(log)

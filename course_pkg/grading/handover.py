@@ -322,6 +322,8 @@ def _leaf(spec: dict[str, Any], root: "Replica", path: str) -> nn.Module:
     base = getattr(nn, spec["leaf"])
     cls = type(spec["leaf"], (_Replay, base), {})
     args = dict(spec["args"])
+    if base in (nn.Conv2d, nn.Linear, nn.BatchNorm2d):
+        args["device"] = "meta"  # shapes only: a forged "huge" layer costs the grader no memory
     module = cls(**args)
     object.__setattr__(module, "_root", root)  # not a sub-module
     object.__setattr__(module, "_path", path)
@@ -343,7 +345,7 @@ class Replica(_Replay, nn.Module):
             if not hasattr(self, name):
                 setattr(self, name, value)
         for name, shape in spec.get("params", {}).items():
-            self.register_parameter(name, nn.Parameter(torch.empty(shape), requires_grad=False))
+            self.register_parameter(name, nn.Parameter(torch.empty(shape, device="meta"), requires_grad=False))
         for name, child in spec.get("children", []):
             sub_path = f"{path}.{name}" if path else name
             if child.get("leaf"):

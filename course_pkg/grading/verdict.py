@@ -39,6 +39,7 @@ except ImportError:  # nbgrader is an optional dependency (course_pkg[grade])
     NbGraderPreprocessor = object  # type: ignore[misc,assignment]
 
 MAX_RESULTS_BYTES = 50 << 20
+MAX_HANDOVER_BYTES = 200 << 20
 
 
 def _delimiters() -> tuple[str, str]:
@@ -269,12 +270,14 @@ class SandboxedExecute(NbGraderPreprocessor):  # type: ignore[misc,valid-type]
                 cell.source = (f"__import__('course_pkg.grading.handover', fromlist=['begin'])"
                                f".begin({meta.get('grade_id', str(i))!r})\n{visible}")
 
-        private = Path(tempfile.mkdtemp(prefix=f"course-grade-{re.sub(r'[^A-Za-z0-9_-]', '_', student)}-"))
+        private = Path(tempfile.mkdtemp(prefix=f"course-grade-{re.sub(r'[^A-Za-z0-9_-]', '_', student)}-",
+                                        dir=os.environ.get("COURSE_GRADE_TMP") or None))
         flags: list[str] = []
         outcome = None
         try:
             work = private / "submission"
-            shutil.copytree(source_dir, work, ignore=shutil.ignore_patterns("*.ipynb", ".course-grader"))
+            # links stay links: inside the sandbox they point into its own, empty, file system
+            shutil.copytree(source_dir, work, symlinks=True, ignore=shutil.ignore_patterns("*.ipynb", ".course-grader"))
             os.chmod(work, 0o755)
             nb_file = work / f"{notebook}.ipynb"
             nbformat.write(run_nb, str(nb_file))
@@ -318,6 +321,8 @@ class SandboxedExecute(NbGraderPreprocessor):  # type: ignore[misc,valid-type]
                         "CellFailed", f"{gid}: this test cell did not run (a cell above stopped the notebook)"))]
                     continue
                 try:
+                    if record_path.stat().st_size > MAX_HANDOVER_BYTES:
+                        raise ValueError("too large")
                     record = handover.load(record_path)
                 except Exception as err:  # noqa: BLE001 -- a forged or broken file
                     cell.outputs = [nbformat.from_dict(_error_output(
