@@ -422,6 +422,14 @@ def _test_cells(layout: Layout, assignment: str) -> int:
     return count
 
 
+def configured_cell_timeout(layout: Layout) -> int:
+    """The per-cell limit of the course's nbgrader_config.py (60 s when it sets none)."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader(CONFIG, path=str(layout.root)).load_config()
+    return int(config.SandboxedExecute.get("timeout", config.Execute.get("timeout", 60)))
+
+
 def outer_limit(layout: Layout, assignment: str, cell_timeout: int) -> float:
     """Per student: the sandbox's own limit (60 s + one cell limit per test cell and three more)
     and two minutes for nbgrader and the verdicts."""
@@ -687,7 +695,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=None,
                    help="outer time limit per student, seconds (default: from the number of test cells)")
     p.add_argument("--cell-timeout", type=int, default=None,
-                   help="per-cell limit in seconds (default: Execute.timeout in nbgrader_config.py)")
+                   help="per-cell limit in seconds (default: SandboxedExecute.timeout in nbgrader_config.py)")
     p.add_argument("--jobs", type=int, default=1, help="students graded at once (default 1)")
     p.add_argument("--shard", type=_shard, default=None, metavar="i/N",
                    help="grade only the i-th of N equal parts of the class (sorted by student id) and keep "
@@ -732,7 +740,7 @@ def _setup(args: argparse.Namespace) -> Layout:
 
 
 def _grade_all(layout: Layout, args: argparse.Namespace, todo: list[StudentResult], db_dir: Path) -> None:
-    cell_timeout = args.cell_timeout or 60
+    cell_timeout = args.cell_timeout or configured_cell_timeout(layout)
     timeout = args.timeout or outer_limit(layout, args.assignment, cell_timeout)
     extra = [f"--SandboxedExecute.timeout={args.cell_timeout}"] if args.cell_timeout else []
 
