@@ -92,10 +92,12 @@ def command(bwrap: str, private: Path, argv: list[str], env: dict[str, str], lim
             cmd += ["--symlink", target, link]
         elif Path(link).is_dir():
             cmd += ["--ro-bind", link, link]
+    # the fresh /tmp first: bwrap mounts in order, so an environment or course package that lives
+    # under /tmp on the host (a CI clone, say) is bound on top of it instead of hidden by it
+    cmd += ["--dev", "/dev", "--proc", "/proc", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
     for path in _read_only_paths():
         cmd += ["--ro-bind", str(path), str(path)]
-    cmd += ["--dev", "/dev", "--proc", "/proc", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp",
-            "--bind", str(private), WORKDIR, "--chdir", WORKDIR, "--clearenv"]
+    cmd += ["--bind", str(private), WORKDIR, "--chdir", WORKDIR, "--clearenv"]
     for key, value in env.items():
         cmd += ["--setenv", key, value]
     return cmd + ["--", *argv]
