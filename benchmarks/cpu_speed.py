@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     from course_pkg.train import cpu_has_native_bf16
 
     images, labels = load_arrays("cifar10", "train", args.images)
-    result = {**meta("cpu"), "command": "python benchmarks/cpu_speed.py " + " ".join(sys.argv[1:] if argv is None else argv),
+    result = {**meta("cpu"), "command": " ".join(["python benchmarks/cpu_speed.py", *(sys.argv[1:] if argv is None else argv)]),
               "threads": torch.get_num_threads(), "batch": args.batch, "images_per_epoch": len(labels),
               "epochs": args.epochs, "quick": args.quick,
               "cpu_capability": {"torch": torch.backends.cpu.get_cpu_capability(),
