@@ -4,7 +4,7 @@
 
 Times eval-mode forward passes (batch 100, fp32, no_grad) of each stem on random 32x32 inputs and
 reports the median over repeats, the per-1,000-image extrapolation that the grading budget is
-stated in (issue 3: <= 60 s for 1,000 test images), the multiply-adds counted by
+stated in (the course's target: <= 60 s for 1,000 test images), the multiply-adds counted by
 course_pkg.profile, and the ratio between the stems.  Writes benchmarks/results/cpu_eval_cost.{json,md}.
 """
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _meta import RESULTS, meta  # noqa: E402
+from _meta import RESULTS, meta, ship_results  # noqa: E402
 
 LAYOUTS = {"bn": {"batch_norm": True}, "faithful": {"batch_norm": False, "init": "he"}}
 # (name, fit keyword arguments); "auto" is what fit and `course train` do by default
@@ -193,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "cpu_speed.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out_dir / "cpu_speed.md").write_text(markdown(result))
+    ship_results(args.out_dir)
     print(markdown(result))
     return 0
 

@@ -13,7 +13,7 @@ Times, on one device, the paper-faithful ``create("googlenet")`` in eval mode:
 * **views only**: view generation + normalisation without the network.
 
 and reports views per second for each and the overhead ``time(multi-crop) / time(plain, same
-number of views) - 1``.  Issue 4's target is an overhead of at most 10% on an H100; only a CUDA run
+number of views) - 1``.  The course's target is an overhead of at most 10% on an H100; only a CUDA run
 without ``--quick`` is judged against it.  Writes ``benchmarks/results/multicrop_throughput.{json,md}``
 (``--quick`` writes only when ``--out`` is given).
 """
@@ -36,7 +36,7 @@ from _meta import RESULTS, meta  # noqa: E402
 from course_pkg import evaluate as ev  # noqa: E402
 from course_pkg.models import create  # noqa: E402
 
-TARGET_OVERHEAD = 0.10  # issue 4: view generation and averaging cost <= 10% on top of the forwards
+TARGET_OVERHEAD = 0.10  # view generation and averaging cost <= 10% on top of the forwards
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

@@ -32,7 +32,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _meta import REPO, RESULTS, commit, device_name  # noqa: E402
+from _meta import REPO, RESULTS, commit, device_name, ship_results  # noqa: E402
 
 PRETRAINED = REPO / "course_pkg" / "pretrained"
 SCRATCH = REPO / ".cache" / "reference"
@@ -147,6 +147,7 @@ def publish(name: str, record: dict, command: str, results: Path = RESULTS, pret
     results.mkdir(parents=True, exist_ok=True)
     (results / f"reference_{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     (results / f"reference_{name}.md").write_text(markdown(result))
+    ship_results(results)
     if run["ships"]:
         state, meta = load_checkpoint(scratch / f"{name}.pt")
         if not run["keep_aux"]:

@@ -1,6 +1,6 @@
 """CIFAR-10 benchmark of the googlenet_cifar layouts: throughput, time-to-accuracy, final accuracy.
 
-One command, on a GPU (the issue's targets are stated for one H100):
+One command, on a GPU (the course's GPU targets are stated for one H100):
 
     python benchmarks/train_cifar.py                          # every configuration below
     python benchmarks/train_cifar.py --group published --publish   # bn + faithful, shipped
@@ -227,7 +227,7 @@ def markdown(results: dict, title: str | None = None) -> str:
             lines.append(f"| {r['name']} | {r['train_seconds']} | {r['final_test_acc']:.4f} | "
                          f"{'yes' if r['frontier'] else ''} |")
 
-    lines += ["", "## Targets (issue 3, one H100)", ""]
+    lines += ["", "## Targets (one H100)", ""]
     if not any(name in by_config for name in (*TARGETS, "speed_compile", "speed_graphs", "speed_batch1024")):
         lines.append("- no run of " + ", ".join(TARGETS) + " here: the targets are checked where those run")
     for name, (acc, seconds) in TARGETS.items():

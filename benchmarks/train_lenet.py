@@ -29,7 +29,7 @@ from _meta import REPO, RESULTS, commit, device_name  # noqa: E402  (device, dat
 
 PRETRAINED = REPO / "course_pkg" / "pretrained"
 SCRATCH = REPO / ".cache" / "benchmarks"  # git-ignored: checkpoints of every run
-QUICK_BUDGET_SECONDS = 60.0  # issue 3: the book's quick mode trains in <= 60 s on the 2-core CPU
+QUICK_BUDGET_SECONDS = 60.0  # the book's quick mode trains in <= 60 s on the 2-core CPU
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,47 +1,97 @@
 """The benchmark results the book shows: read them, tabulate them, plot them.
 
-The GPU runs of ``benchmarks/`` write JSON under ``benchmarks/results/`` (each run naming its
-device, date and commit). Chapters 7 and 8 read them through this module, so that every figure
-and table of a GPU result is drawn from those files and nothing is typed in.
+The benchmarks write JSON under ``benchmarks/results/`` (each run naming its device, date and
+commit). Chapters 7 and 8 read them through this module, so that every figure and table of a
+result is drawn from those files and nothing is typed in.
+
+The files the book needs (:data:`SHIPPED`) are also copied into the package
+(``course_pkg/pretrained/results/``) by the benchmark that writes them, so an installed copy — a
+Colab session — shows the same figures as a checkout.
 
 >>> from course_pkg import results
->>> summary = results.load("cifar_summary")        # None until the GPU runs are committed
->>> if summary:                                     # doctest: +SKIP
-...     rows = results.ablation_rows(summary, ["bn_noaugment", "bn_nosmoothing"], base="bn")
-...     print(results.markdown_table(rows))
+>>> runs = results.reference_runs()                # the CPU reference runs, by name
+>>> sorted(runs)                                    # doctest: +SKIP
+['bn', 'faithful', 'init_caffe', 'init_he', 'init_pytorch']
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
+import shutil
+import statistics
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-# In a checkout (the book build, an editable install) the results lie beside the package; an
-# installed copy has none of them. $COURSE_RESULTS points elsewhere.
+# In a checkout (the book build, an editable install) the results lie beside the package. An
+# installed copy carries the shipped ones inside it. $COURSE_RESULTS points elsewhere.
 REPO_RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+SHIPPED_RESULTS = Path(__file__).resolve().parent / "pretrained" / "results"
 WHERE_ONLINE = "benchmarks/results/ in the course repository"
+# The results files the book reads, which therefore travel with the package (glob patterns).
+SHIPPED = ("reference_*.json", "cpu_speed.json", "multicrop_cifar*.json")
+# The runs of benchmarks/reference_cpu.py, each written to reference_<run>.json.
+REFERENCE_RUNS = ("bn", "faithful", "faithful_noaux", "init_pytorch", "init_he", "init_caffe")
 
 
 def results_folder() -> Path:
     return Path(os.environ.get("COURSE_RESULTS") or REPO_RESULTS)
 
 
-def load(name: str, folder: str | os.PathLike | None = None) -> dict[str, Any] | None:
-    """``<folder>/<name>.json`` as a dict, or None when it does not exist (yet).
+def _folders(folder: str | os.PathLike | None) -> list[Path]:
+    if folder is not None:
+        return [Path(folder)]
+    if os.environ.get("COURSE_RESULTS"):
+        return [Path(os.environ["COURSE_RESULTS"])]
+    return [REPO_RESULTS, SHIPPED_RESULTS]
 
-    A file that exists but is not valid JSON is an error that says which file to regenerate.
+
+def load(name: str, folder: str | os.PathLike | None = None) -> dict[str, Any] | None:
+    """``<name>.json`` as a dict, or None when it does not exist (yet).
+
+    Looked up in ``folder`` if given, else in ``$COURSE_RESULTS`` if set, else in the checkout's
+    ``benchmarks/results/`` and then in the copies shipped with the package. A file that exists
+    but is not valid JSON is an error that says which file to regenerate.
     """
-    path = Path(folder or results_folder()) / f"{name}.json"
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path} is not a readable results file ({err}); regenerate it with the "
-                         "benchmark command named in benchmarks/README.md") from None
+    for where in _folders(folder):
+        path = where / f"{name}.json"
+        if path.is_file():
+            try:
+                return json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError) as err:
+                raise ValueError(f"{path} is not a readable results file ({err}); regenerate it with the "
+                                 "benchmark command named in benchmarks/README.md") from None
+    return None
+
+
+def reference_runs(folder: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
+    """The CPU reference runs (``benchmarks/reference_cpu.py``) found, by run name, in the
+    first folder of :func:`load`'s search that has any."""
+    for where in _folders(folder):
+        found = sorted(where.glob("reference_*.json"))
+        if found:
+            return {p.stem.removeprefix("reference_"): load(p.stem, where) for p in found}
+    return {}
+
+
+def ship(source: str | os.PathLike = REPO_RESULTS, target: str | os.PathLike = SHIPPED_RESULTS) -> list[Path]:
+    """Copy the results the book reads (:data:`SHIPPED`) from ``source`` into the package, so that
+    an installed copy shows them too; files no longer in ``source`` are removed. Returns the
+    copies. The benchmarks that write such a file call this after writing it."""
+    source, target = Path(source), Path(target)
+    names = sorted({p.name for pattern in SHIPPED for p in source.glob(pattern)})
+    target.mkdir(parents=True, exist_ok=True)
+    for stale in target.glob("*.json"):
+        if stale.name not in names:
+            stale.unlink()
+    return [Path(shutil.copyfile(source / name, target / name)) for name in names]
+
+
+def is_shipped(name: str) -> bool:
+    """Whether a results file named ``name`` (``reference_bn.json``) travels with the package."""
+    return any(fnmatch.fnmatch(name, pattern) for pattern in SHIPPED)
 
 
 def runs_by_name(summary: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -78,6 +128,70 @@ def ablation_rows(summary: Mapping[str, Any], names: Iterable[str], base: str = 
             "measured on": _stamp(r),
         })
     return rows
+
+
+# NVIDIA T4 datasheet: 65 TFLOPS of mixed-precision (fp16) tensor-core math; a multiply-add is
+# two FLOPs. Colab's free GPU is a T4; it has no bf16.
+T4_FP16_MACS_PER_S = 65e12 / 2
+# a training step costs about three forward passes (forward, and the two products of backward)
+TRAIN_STEP_FORWARDS = 3
+
+
+def reference_rows(runs: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per CPU reference run: what it is, its epochs, final test accuracy and minutes."""
+    return [{
+        "run": name, "what": r["what"], "epochs": len(r["history"]),
+        "test accuracy": f"{100 * r['test_acc']:.2f}% of {r['test_n']:,}",
+        "CPU minutes": f"{r['cpu_minutes']:.0f}",
+        "measured on": f"{r['cpu']}, {r['date']}, commit {r['commit']}",
+    } for name, r in runs.items()]
+
+
+def cumulative_minutes(run: Mapping[str, Any]) -> list[float]:
+    """Minutes of the machine after each epoch of a reference run (training and its test pass)."""
+    out, total = [], 0.0
+    for r in run["history"]:
+        total += r["seconds"] + r.get("test_seconds", 0.0)
+        out.append(total / 60)
+    return out
+
+
+def epoch_times(run: Mapping[str, Any], cpu_speed: Mapping[str, Any] | None = None,
+                images: int = 50_000) -> dict[str, Any]:
+    """How long an epoch of ``run`` takes: measured on its CPU (the median epoch), and estimated
+    for a Colab T4 from measured ratios when ``cpu_speed`` (``benchmarks/cpu_speed.py``) is given.
+
+    The estimate assumes the T4 reaches the same fraction of its fp16 tensor-core peak as the CPU
+    reached of its own measured bf16 matmul rate in ``fit``. A network this small usually uses a
+    GPU less well than that, so the estimate is optimistic: a lower bound on the T4's time.
+    """
+    median = statistics.median(r["seconds"] for r in run["history"])
+    out: dict[str, Any] = {"cpu_epoch_minutes": median / 60, "cpu": run["cpu"],
+                           "cpu_images_per_s": images / median}
+    if cpu_speed:
+        layout = "bn" if (run.get("model_kwargs") or {}).get("batch_norm") else "faithful"
+        fit = next(f for f in cpu_speed["fit"] if f["layout"] == layout and f["config"] == "auto")
+        macs = TRAIN_STEP_FORWARDS * cpu_speed["forward_macs"][layout]
+        t4_images_per_s = fit["matmul_fraction"] * T4_FP16_MACS_PER_S / macs
+        out.update(matmul_fraction=fit["matmul_fraction"], t4_images_per_s=t4_images_per_s,
+                   t4_epoch_seconds=images / t4_images_per_s)
+    return out
+
+
+def plot_cpu_frontier(run: Mapping[str, Any], target: float | None = None, ax=None):
+    """Test accuracy against the machine's minutes, one point per epoch of a reference run, with
+    the target accuracy as a dashed line. The points of one run with a fixed schedule: the epochs
+    before the last are at a high learning rate, so a run planned to be that short does better."""
+    fig, ax = _figure(ax, (6, 3.5))
+    minutes = cumulative_minutes(run)
+    ax.plot(minutes, [100 * r["test_acc"] for r in run["history"]], "o-", markersize=3, label=run["run"])
+    if target:
+        ax.axhline(100 * target, ls="--", c="grey", label=f"target {100 * target:.0f}%")
+    ax.set_xlabel(f"minutes of the CPU ({run['cpu'].split(',')[0]})")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
 
 
 def markdown_table(rows: list[Mapping[str, Any]]) -> str:
@@ -118,7 +232,7 @@ def plot_learning_curves(histories: Mapping[str, list[Mapping[str, Any]]], ax=No
 
 def plot_frontier(runs: Iterable[Mapping[str, Any]], ax=None, target: tuple[float, float] | None = None):
     """Final test accuracy against training seconds, one point per run (labelled), with the
-    issue's target as a dashed corner if given as ``(accuracy, seconds)``."""
+    course's target as a dashed corner if given as ``(accuracy, seconds)``."""
     fig, ax = _figure(ax, (6, 3.5))
     runs = sorted(runs, key=lambda r: r["train_seconds"])
     xs = [r["train_seconds"] for r in runs]
@@ -157,5 +271,7 @@ def plot_table3(rows: list[Mapping[str, Any]], ax=None):
     return fig
 
 
-__all__ = ["REPO_RESULTS", "WHERE_ONLINE", "ablation_rows", "load", "markdown_table", "plot_frontier",
-           "plot_learning_curves", "plot_table3", "results_folder", "runs_by_name"]
+__all__ = ["REFERENCE_RUNS", "REPO_RESULTS", "SHIPPED", "SHIPPED_RESULTS", "T4_FP16_MACS_PER_S", "WHERE_ONLINE", "ablation_rows",
+           "cumulative_minutes", "epoch_times", "is_shipped", "load", "markdown_table", "plot_cpu_frontier",
+           "plot_frontier", "plot_learning_curves", "plot_table3", "reference_rows", "reference_runs",
+           "results_folder", "runs_by_name", "ship"]

@@ -34,27 +34,27 @@ from .models.googlenet import AUX_LOSS_WEIGHT  # the paper's 0.3 per auxiliary h
 
 # --------------------------------------------------------------------------------------------
 # Recipes: every hyperparameter in one place.  "measured" = this value was part of a run whose
-# result is recorded (REFERENCE.md §4 for CIFAR on an H100; benchmarks/ and pretrained/*.json for
-# the rest); "guessed" = a conventional value nobody has ablated here yet.  Change one, measure it
+# result is recorded (an H100 run of benchmarks/train_cifar.py in 2026-11 for CIFAR, whose result file
+# is not in this repository yet; benchmarks/results/ and pretrained/*.json for the rest); "guessed" = a conventional value nobody has ablated here yet.  Change one, measure it
 # with benchmarks/train_cifar.py, and update the tag.
 # --------------------------------------------------------------------------------------------
 CIFAR_RECIPE: dict[str, Any] = dict(
-    epochs=30,             # measured: 30 epochs → 89.8–90.8% (BN layout, REFERENCE.md §4)
+    epochs=30,             # measured: 30 epochs → 89.8–90.8% (BN layout, the H100 run above)
     batch_size=512,        # guessed: fills an H100 at 0.37 GMAC/image; not ablated
-    optimizer="sgd",       # measured: SGD + Nesterov was the recipe of REFERENCE.md §4
+    optimizer="sgd",       # measured: SGD + Nesterov was the recipe of the H100 run above
     lr=0.2,                # guessed: peak of the one-cycle schedule for batch 512
     momentum=0.9,          # guessed: the paper's value (section 6)
-    nesterov=True,         # measured (as part of the §4 recipe), not ablated alone
+    nesterov=True,         # measured (as part of the H100 recipe), not ablated alone
     weight_decay=5e-4,     # guessed: the usual CIFAR value; not applied to biases / BN
-    schedule="onecycle",   # measured (as part of the §4 recipe)
+    schedule="onecycle",   # measured (as part of the H100 recipe)
     warmup=0.2,            # guessed: fraction of steps spent warming up
-    label_smoothing=0.1,   # measured (as part of the §4 recipe)
+    label_smoothing=0.1,   # measured (as part of the H100 recipe)
     aux_weight=AUX_LOSS_WEIGHT,  # the paper's weight for each auxiliary loss (section 5)
-    augment=True,          # measured: padded random crop + flip (as part of the §4 recipe)
+    augment=True,          # measured: padded random crop + flip (as part of the H100 recipe)
     cutout=0,              # guessed: off; a square of this size blanked per image (course train --cutout)
-    precision="auto",      # measured: bf16 autocast on the H100 (§4)
-    channels_last=True,    # measured: on in every §4 run (not ablated alone)
-    compile=False,         # measured: compile costs 80–130 s, does not pay for short runs (§4)
+    precision="auto",      # measured: bf16 autocast on the H100
+    channels_last=True,    # measured: on in every H100 run (not ablated alone)
+    compile=False,         # measured: compile costs 80–130 s, does not pay for short runs (H100)
 )
 
 MNIST_RECIPE: dict[str, Any] = dict(

@@ -40,6 +40,10 @@ def test_reference_runs_are_resumable_course_train_commands(reference):
     assert ships == ["googlenet_cifar", "googlenet_cifar_faithful"]
     # the faithful checkpoint keeps the aux heads: assignment 3's grader loads the student's whole network
     assert reference.RUNS["faithful"]["keep_aux"] and not reference.RUNS["bn"]["keep_aux"]
+    # the book lists the runs it expects from the package's own list
+    from course_pkg import results
+
+    assert results.REFERENCE_RUNS == tuple(reference.RUNS)
 
 
 def test_quick_plumbing_never_writes_into_the_repository(reference, tmp_path):
@@ -70,6 +74,7 @@ def test_reference_run_trains_resumes_and_publishes(reference, tmp_path, course_
         sum(r["seconds"] + r["val_seconds"] for r in meta["history"]) / 60, abs=0.05)
     assert json.loads(shipped.with_suffix(".json").read_text())["check"] == meta["check"]
     result = json.loads((tmp_path / "results" / "reference_bn.json").read_text())
+    assert not (tmp_path / "pretrained" / "results").exists()  # only benchmarks/results/ is shipped
     assert result["test_acc"] == meta["test_acc"] and len(result["history"]) == 1
     assert result["commit"] and result["date"] and "threads" in result["cpu"]
     assert "NOT" not in result["cpu"] and result["command"].startswith("python benchmarks/reference_cpu.py bn")

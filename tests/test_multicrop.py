@@ -1,7 +1,7 @@
 """Multi-crop evaluation (paper section 7, Table 3): views, boxes, predictions, accuracy, figure.
 
 Expected values come from torchvision's own crop/resize functions or from hand arithmetic on the
-protocol text (REFERENCE.md section 1), never from course_pkg.evaluate itself.
+protocol text (section 7 of the paper), never from course_pkg.evaluate itself.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def _image(h, w, dtype=torch.uint8, n=None, seed=0):
 
 
 def _reference_144(img, crop, scales):
-    """REFERENCE.md section 1, literally: resize shorter side to s; left/centre/right squares
+    """The paper's section 7, literally: resize shorter side to s; left/centre/right squares
     (top/centre/bottom for portrait); 4 corners + centre + whole square resized; each mirrored.
     Returns views in the order (scale, square, position, mirror) and the squares' labels."""
     h, w = img.shape[-2:]
@@ -375,8 +375,15 @@ def test_evaluate_multicrop_table_shape():
     assert rows[-1]["top5"] == pytest.approx(topk_accuracy(ens, y, (5,))[5])
     assert rows[-1]["top5_error"] == pytest.approx(100 * (1 - rows[-1]["top5"]))
     assert rows[0]["vs_base"] == 0
+    assert all(r["ms_per_image"] > 0 for r in rows)
+    # an ensemble's time per image is its members' times added up
+    assert rows[5]["ms_per_image"] == pytest.approx(3 * rows[2]["ms_per_image"])
     table = ev.format_table3(rows)
     assert table.count("\n") == 1 + len(rows) and "| 3 | 144 |" in table
+    # each row beside the paper's figure for as many crops: one model, or its ensemble of seven
+    lines = table.splitlines()[2:]
+    assert lines[0].endswith(f"| {100 * (1 - rows[0]['top1']):.2f}% | {rows[0]['top5_error']:.2f}% | base | 10.07% (1 model) |")
+    assert lines[2].endswith("| 7.89% (1 model) |") and lines[5].endswith("| 6.67% (7 models) |")
 
 
 def test_figure_of_144_views_of_a_photograph():

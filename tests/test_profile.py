@@ -43,7 +43,8 @@ def test_layer_table_keeps_aux_params_but_no_macs_in_eval():
 def test_paper_table1_flags_exactly_the_wrong_rows():
     table = profile.paper_table1()
     wrong = {row["row"] for row in table.rows if not row["ok"]}
-    # REFERENCE.md §1: conv1, 4a, 4c, 4d, 4e, 5a and 5b disagree with their own filter numbers.
+    # As printed in the paper, the params column of conv1, 4a, 4c, 4d, 4e, 5a and 5b disagrees with
+    # the row's own filter numbers (checked by hand from Table 1 of Szegedy et al. 2015).
     expected = {"convolution 7x7/2"} | {f"inception ({n})" for n in ("4a", "4c", "4d", "4e", "5a", "5b")}
     assert wrong == expected
     conv1 = table.row("convolution 7x7/2")

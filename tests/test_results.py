@@ -83,3 +83,31 @@ def test_the_repository_results_folder_is_found():
     # the book build reads benchmarks/results/ of the checkout; the CPU results are committed there
     assert (results.REPO_RESULTS / "cpu_eval_cost.json").is_file()
     assert results.load("cpu_eval_cost", results.REPO_RESULTS) is not None
+
+
+def test_results_the_book_reads_travel_with_the_package():
+    """Every result file the book reads is in the package, byte for byte, and nothing stale is."""
+    repo = sorted(p.name for p in results.REPO_RESULTS.glob("*.json") if results.is_shipped(p.name))
+    shipped = sorted(p.name for p in results.SHIPPED_RESULTS.glob("*.json"))
+    assert "cpu_speed.json" in repo and any(n.startswith("reference_") for n in repo)
+    assert shipped == repo, "run `python -c 'from course_pkg import results; results.ship()'` and commit"
+    for name in repo:
+        assert (results.SHIPPED_RESULTS / name).read_bytes() == (results.REPO_RESULTS / name).read_bytes(), name
+
+
+def test_an_installed_copy_reads_the_shipped_results(tmp_path, monkeypatch):
+    source, package = tmp_path / "repo", tmp_path / "package"
+    source.mkdir()
+    (source / "reference_bn.json").write_text(json.dumps({"run": "bn", "test_acc": 0.9}))
+    (source / "cifar_summary.json").write_text("{}")  # not read by the book: not shipped
+    (package).mkdir()
+    (package / "reference_gone.json").write_text("{}")  # no longer in the repository: removed
+    assert [p.name for p in results.ship(source, package)] == ["reference_bn.json"]
+    assert sorted(p.name for p in package.iterdir()) == ["reference_bn.json"]
+    # no checkout beside the package: the shipped copy answers
+    monkeypatch.delenv("COURSE_RESULTS", raising=False)
+    monkeypatch.setattr(results, "REPO_RESULTS", tmp_path / "absent")
+    monkeypatch.setattr(results, "SHIPPED_RESULTS", package)
+    assert results.load("reference_bn") == {"run": "bn", "test_acc": 0.9}
+    assert results.reference_runs() == {"bn": {"run": "bn", "test_acc": 0.9}}
+    assert results.load("cifar_summary") is None
