@@ -27,7 +27,8 @@ import torch
 import torch.nn as nn
 from matplotlib.patches import FancyBboxPatch
 
-from .models.inception import Inception, InceptionAux, InceptionNaive
+from .models.googlenet import InceptionAux
+from .models.inception import Inception, InceptionNaive
 from .models.layers import BasicConv2d
 
 BRANCHES = ("branch1x1", "branch3x3", "branch5x5", "branch_pool")

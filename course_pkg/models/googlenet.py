@@ -16,13 +16,13 @@ stem for 32x32 inputs.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn as nn
 
 from . import register
-from .inception import Inception, InceptionAux
+from .inception import Inception
 from .layers import BasicConv2d
 
 #: Weight of each auxiliary classifier's loss in the total training loss (section 5).
@@ -41,6 +41,19 @@ INCEPTION_FILTERS: dict[str, tuple[int, int, int, int, int, int]] = {
     "5b": (384, 192, 384, 48, 128, 128),
 }
 
+
+
+def inception_inputs(in_channels: int = 192) -> list[tuple[str, int, tuple[int, int, int, int, int, int]]]:
+    """``[(name, in_channels, filters), ...]`` for 3a … 5b in order: each module reads the previous
+    one's output, the concatenation of its ``#1x1 + #3x3 + #5x5 + pool proj`` channels (Table 1),
+    and 3a reads the stem's 192 channels (max-pooled, when the pool sits between them)."""
+    rows = []
+    for name, filters in INCEPTION_FILTERS.items():
+        rows.append((name, in_channels, filters))
+        in_channels = filters[0] + filters[2] + filters[4] + filters[5]
+    return rows
+
+
 INITS = ("caffe", "he", "pytorch")
 STEMS = ("imagenet", "cifar16", "cifar32")
 
@@ -53,6 +66,19 @@ class GoogLeNetOutputs(NamedTuple):
     aux2: torch.Tensor  # classifier on inception 4d
 
 
+def main_logits(outputs: Any) -> torch.Tensor:
+    """The main classifier's logits from what a network returns: a logits tensor, a
+    :class:`GoogLeNetOutputs` ``(logits, aux1, aux2)``, anything else with ``.logits`` (e.g.
+    torchvision's ``GoogLeNetOutputs``), or a tuple whose first element is the logits."""
+    if isinstance(outputs, torch.Tensor):
+        return outputs
+    if hasattr(outputs, "logits"):
+        return outputs.logits
+    if isinstance(outputs, (tuple, list)):
+        return outputs[0]
+    raise TypeError(f"model returned {type(outputs).__name__}; expected a logits tensor [batch, classes]")
+
+
 def _lrn(enabled: bool) -> nn.Module:
     # Caffe's LRN (local_size 5, alpha 1e-4, beta 0.75, k 1) equals PyTorch's with these arguments.
     return nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0) if enabled else nn.Identity()
@@ -61,6 +87,44 @@ def _lrn(enabled: bool) -> nn.Module:
 def _pool(enabled: bool = True) -> nn.Module:
     # 3x3/2 with Caffe's round-up: 112 -> 56 -> 28 -> 14 -> 7 (floor would give 55/27/13/6).
     return nn.MaxPool2d(3, stride=2, ceil_mode=True) if enabled else nn.Identity()
+
+
+class InceptionAux(nn.Module):
+    """Auxiliary classifier (section 5): avg pool 5x5/3, 1x1 conv 128 + ReLU, FC 1024 + ReLU,
+    dropout 70%, FC to the classes.
+
+    On the 14x14 maps of 4a/4d the paper's 5x5/3 pool gives 4x4, so the first FC sees
+    128 x 4 x 4 = 2048 inputs.  For other map sizes (the CIFAR adaptation) pass
+    ``pool=nn.AdaptiveAvgPool2d(4)`` to keep that 4x4 grid and therefore the same head.
+    Its loss is added to the main loss with weight 0.3 in training; at inference it is discarded.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        pool: nn.Module | None = None,
+        batch_norm: bool = False,
+        dropout: float = 0.7,
+    ) -> None:
+        super().__init__()
+        self.pool = pool if pool is not None else nn.AvgPool2d(5, stride=3)
+        self.conv = BasicConv2d(in_channels, 128, 1, batch_norm=batch_norm)
+        self.fc1 = nn.Linear(128 * 4 * 4, 1024)
+        self.relu = nn.ReLU(inplace=True)
+        self.dropout = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(1024, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(self.pool(x))
+        if x.shape[-2:] != (4, 4):
+            raise ValueError(
+                f"InceptionAux expects a 4x4 map after pooling, got {tuple(x.shape[-2:])}; the paper's "
+                "5x5/3 pool needs a 14x14 input (224x224 images) — for other sizes pass "
+                "pool=nn.AdaptiveAvgPool2d(4)"
+            )
+        x = self.relu(self.fc1(torch.flatten(x, 1)))
+        return self.fc2(self.dropout(x))
 
 
 class GoogLeNet(nn.Module):
@@ -114,11 +178,8 @@ class GoogLeNet(nn.Module):
         self.lrn2 = _lrn(lrn)
         self.maxpool2 = _pool(stem == "imagenet")
 
-        modules = {}
-        in_channels = 192
-        for name, filters in INCEPTION_FILTERS.items():
-            modules[name] = Inception(in_channels, *filters, batch_norm=bn)
-            in_channels = modules[name].out_channels
+        modules = {name: Inception(in_channels, *filters, batch_norm=bn)
+                   for name, in_channels, filters in inception_inputs(192)}
         self.inception3a, self.inception3b = modules["3a"], modules["3b"]
         self.maxpool3 = _pool()
         self.inception4a, self.inception4b, self.inception4c = modules["4a"], modules["4b"], modules["4c"]
@@ -168,16 +229,31 @@ class GoogLeNet(nn.Module):
             raise ValueError(
                 f"GoogLeNet expects a batch of RGB images shaped [N, 3, H, W], got {tuple(x.shape)}"
             )
-        x = self.lrn1(self.maxpool1(self.conv1(x)))
-        x = self.maxpool2(self.lrn2(self.conv3(self.conv2(x))))
-        x = self.maxpool3(self.inception3b(self.inception3a(x)))
-        x = self.inception4a(x)
-        aux1 = self.aux1(x) if self.aux1 is not None and self.training else None
-        x = self.inception4d(self.inception4c(self.inception4b(x)))
-        aux2 = self.aux2(x) if self.aux2 is not None and self.training else None
-        x = self.maxpool4(self.inception4e(x))
-        x = self.inception5b(self.inception5a(x))
-        x = self.fc(self.dropout(torch.flatten(self.avgpool(x), 1)))
+        # Shapes for a 224x224 input ("imagenet" stem); the CIFAR stems start the body at 16x16 or 32x32.
+        x = self.conv1(x)  # N x 64 x 112 x 112
+        x = self.maxpool1(x)  # N x 64 x 56 x 56
+        x = self.lrn1(x)  # N x 64 x 56 x 56
+        x = self.conv2(x)  # N x 64 x 56 x 56
+        x = self.conv3(x)  # N x 192 x 56 x 56
+        x = self.lrn2(x)  # N x 192 x 56 x 56
+        x = self.maxpool2(x)  # N x 192 x 28 x 28
+        x = self.inception3a(x)  # N x 256 x 28 x 28
+        x = self.inception3b(x)  # N x 480 x 28 x 28
+        x = self.maxpool3(x)  # N x 480 x 14 x 14
+        x = self.inception4a(x)  # N x 512 x 14 x 14
+        aux1 = self.aux1(x) if self.aux1 is not None and self.training else None  # N x num_classes
+        x = self.inception4b(x)  # N x 512 x 14 x 14
+        x = self.inception4c(x)  # N x 512 x 14 x 14
+        x = self.inception4d(x)  # N x 528 x 14 x 14
+        aux2 = self.aux2(x) if self.aux2 is not None and self.training else None  # N x num_classes
+        x = self.inception4e(x)  # N x 832 x 14 x 14
+        x = self.maxpool4(x)  # N x 832 x 7 x 7
+        x = self.inception5a(x)  # N x 832 x 7 x 7
+        x = self.inception5b(x)  # N x 1024 x 7 x 7
+        x = self.avgpool(x)  # N x 1024 x 1 x 1
+        x = torch.flatten(x, 1)  # N x 1024
+        x = self.dropout(x)  # N x 1024
+        x = self.fc(x)  # N x num_classes
         if aux1 is not None:
             return GoogLeNetOutputs(x, aux1, aux2)
         return x

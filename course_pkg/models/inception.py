@@ -8,7 +8,9 @@ concatenated along the channel axis, in this order: 1x1, 3x3, 5x5, pool.
 - :class:`Inception` — Figure 2(b), the module GoogLeNet uses: 1x1 "reduction" convolutions before
   the expensive 3x3 and 5x5 convolutions and after the pool.  Argument names are the columns of the
   paper's Table 1: ``#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj``.
-- :class:`InceptionAux` — the auxiliary classifier (section 5) attached to inception 4a and 4d.
+
+The auxiliary classifier (section 5) is part of the network, not of the module: it lives beside
+``GoogLeNet`` in :mod:`course_pkg.models.googlenet` (``InceptionAux`` is still importable from here).
 """
 
 from __future__ import annotations
@@ -80,44 +82,6 @@ class Inception(nn.Module):
         return torch.cat([branch(x) for branch in branches], dim=1)
 
 
-class InceptionAux(nn.Module):
-    """Auxiliary classifier (section 5): avg pool 5x5/3, 1x1 conv 128 + ReLU, FC 1024 + ReLU,
-    dropout 70%, FC to the classes.
-
-    On the 14x14 maps of 4a/4d the paper's 5x5/3 pool gives 4x4, so the first FC sees
-    128 x 4 x 4 = 2048 inputs.  For other map sizes (the CIFAR adaptation) pass
-    ``pool=nn.AdaptiveAvgPool2d(4)`` to keep that 4x4 grid and therefore the same head.
-    Its loss is added to the main loss with weight 0.3 in training; at inference it is discarded.
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        num_classes: int,
-        pool: nn.Module | None = None,
-        batch_norm: bool = False,
-        dropout: float = 0.7,
-    ) -> None:
-        super().__init__()
-        self.pool = pool if pool is not None else nn.AvgPool2d(5, stride=3)
-        self.conv = BasicConv2d(in_channels, 128, 1, batch_norm=batch_norm)
-        self.fc1 = nn.Linear(128 * 4 * 4, 1024)
-        self.relu = nn.ReLU(inplace=True)
-        self.dropout = nn.Dropout(dropout)
-        self.fc2 = nn.Linear(1024, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(self.pool(x))
-        if x.shape[-2:] != (4, 4):
-            raise ValueError(
-                f"InceptionAux expects a 4x4 map after pooling, got {tuple(x.shape[-2:])}; the paper's "
-                "5x5/3 pool needs a 14x14 input (224x224 images) — for other sizes pass "
-                "pool=nn.AdaptiveAvgPool2d(4)"
-            )
-        x = self.relu(self.fc1(torch.flatten(x, 1)))
-        return self.fc2(self.dropout(x))
-
-
 @register("inception_naive")
 def inception_naive(
     in_channels: int = 192, ch1x1: int = 64, ch3x3: int = 128, ch5x5: int = 32, batch_norm: bool = False
@@ -139,3 +103,13 @@ def inception(
 ) -> Inception:
     """Dimension-reduced module; defaults are inception 3a (Table 1)."""
     return Inception(in_channels, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj, batch_norm)
+
+
+def __getattr__(name: str):
+    # InceptionAux moved to googlenet.py, beside the network that uses it; a lazy re-export keeps
+    # ``from course_pkg.models.inception import InceptionAux`` working without an import cycle.
+    if name == "InceptionAux":
+        from .googlenet import InceptionAux
+
+        return InceptionAux
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
