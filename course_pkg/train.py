@@ -1,9 +1,13 @@
 """The one training loop of the course: :func:`fit`.
 
 Used by the book, the assignment solutions and ``course train``.  Read it top to bottom: the
-recipes (hyperparameters as plain dicts), the loss with GoogLeNet's auxiliary heads, the learning
-rate schedules, then :func:`fit` itself — a plain PyTorch loop with the speed tricks named where
-they happen (mixed precision, channels_last, optional ``torch.compile``, DDP under ``torchrun``).
+recipes (hyperparameters as plain dicts), the loss with GoogLeNet's auxiliary heads, the
+optimizer and learning-rate schedules, one epoch (:func:`train_one_epoch`), then :func:`fit`
+itself — a plain PyTorch loop with the speed tricks named where they happen.  What ``fit`` leans
+on lives in modules of their own: the device, precision and memory layout
+(:mod:`course_pkg.device`), DDP under ``torchrun`` (:mod:`course_pkg.distributed`), saving and
+resuming (:mod:`course_pkg.train_state`), the validation pass (:func:`evaluate_accuracy`, in
+:mod:`course_pkg.evaluate`).
 
 >>> from course_pkg.train import fit, CIFAR_RECIPE
 >>> history = fit(model, train_loader, epochs=30, val_loader=test_loader)   # doctest: +SKIP
@@ -12,25 +16,24 @@ they happen (mixed precision, channels_last, optional ``torch.compile``, DDP und
 
 from __future__ import annotations
 
-import atexit
 import math
 import os
-import random
 import sys
 import time
-import warnings
 from collections.abc import Callable, Iterable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 
-from .checkpoint import CheckpointError, _atomic_save, resume_path, safe_load, save_checkpoint, state_dict_of
+from . import distributed, train_state
+from .device import autocast, cpu_has_native_bf16, default_channels_last, pick_device, pick_precision  # noqa: F401
+from .distributed import distributed_env, is_main_process  # noqa: F401 (re-exported)
+from .evaluate import evaluate_accuracy  # noqa: F401 (re-exported: the validation pass of fit)
 from .models.googlenet import AUX_LOSS_WEIGHT  # the paper's 0.3 per auxiliary head (section 5)
+from .models.googlenet import main_logits
+from .train_state import seed_everything  # noqa: F401 (re-exported)
 
 # --------------------------------------------------------------------------------------------
 # Recipes: every hyperparameter in one place.  "measured" = this value was part of a run whose
@@ -79,15 +82,9 @@ MNIST_RECIPE: dict[str, Any] = dict(
 RECIPES: dict[str, dict[str, Any]] = {"cifar10": CIFAR_RECIPE, "mnist": MNIST_RECIPE}
 
 
-
 # --------------------------------------------------------------------------------------------
 # The loss: main head + 0.3 x each auxiliary head (paper, section 5)
 # --------------------------------------------------------------------------------------------
-def main_logits(outputs: Any) -> torch.Tensor:
-    """The main classifier's logits from a tensor or a ``GoogLeNetOutputs(logits, aux1, aux2)``."""
-    return outputs.logits if hasattr(outputs, "logits") else outputs
-
-
 def googlenet_loss(
     outputs: Any,
     targets: torch.Tensor,
@@ -151,113 +148,6 @@ class History:
 
 
 # --------------------------------------------------------------------------------------------
-# Devices, precision, distributed
-# --------------------------------------------------------------------------------------------
-def distributed_env() -> tuple[int, int, int]:
-    """``(rank, world_size, local_rank)`` from torchrun's environment variables (0, 1, 0 alone)."""
-    return (int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-            int(os.environ.get("LOCAL_RANK", 0)))
-
-
-def is_main_process() -> bool:
-    """True on rank 0 (and when not distributed): the one process that prints and saves."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank() == 0
-    return distributed_env()[0] == 0
-
-
-def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` if given, else this process's GPU (``cuda:LOCAL_RANK``) if any, else the CPU."""
-    if device is not None:
-        try:
-            device = torch.device(device)
-        except RuntimeError:
-            raise ValueError(f"unknown device {device!r}: use 'cpu', 'cuda' or 'cuda:N'") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {str(device)!r} was asked for but no CUDA GPU is visible; use 'cpu'")
-        if device.type == "cuda" and device.index is None and distributed_env()[1] > 1:
-            device = torch.device("cuda", distributed_env()[2])
-        return device
-    if torch.cuda.is_available():
-        return torch.device("cuda", distributed_env()[2] % torch.cuda.device_count())
-    return torch.device("cpu")
-
-
-def cpu_has_native_bf16() -> bool:
-    """True where this CPU multiplies bf16 in hardware (AVX-512 BF16 or AMX), as torch reports it.
-
-    On such CPUs (AMD Zen 4 and later, Intel Cooper Lake / Sapphire Rapids and later) bf16
-    autocast with channels_last trains GoogLeNet-CIFAR several times faster than fp32 NCHW
-    (measured by ``benchmarks/cpu_speed.py``); elsewhere bf16 is emulated and slower than fp32.
-    """
-    cpu = getattr(torch, "cpu", None)
-    for query in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
-        check = getattr(cpu, query, None)
-        try:
-            if check is not None and check():
-                return True
-        except RuntimeError:  # a torch build without the query's backend
-            continue
-    return False
-
-
-def pick_precision(device: torch.device, precision: str = "auto") -> str:
-    """``"auto"``: bf16 autocast on GPUs that support it, ``"fp16"`` (with a GradScaler) on older
-    GPUs such as Colab's T4, bf16 on CPUs with native bf16 (:func:`cpu_has_native_bf16`), else
-    fp32.  An explicit ``"bf16" | "fp16" | "fp32"`` is checked."""
-    if precision not in {"auto", "bf16", "fp16", "fp32"}:
-        raise ValueError(f"precision must be 'auto', 'bf16', 'fp16' or 'fp32', not {precision!r}")
-    if precision == "auto":
-        if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
-    if precision == "fp16" and device.type != "cuda":
-        raise ValueError("precision='fp16' needs a CUDA GPU; on the CPU use 'fp32' (or 'bf16')")
-    return precision
-
-
-def default_channels_last(device: torch.device, precision: str) -> bool:
-    """NHWC activations where they pay: on GPUs (tensor cores) and for bf16 on the CPU (oneDNN's
-    blocked kernels)."""
-    return device.type == "cuda" or (device.type == "cpu" and precision == "bf16")
-
-
-def _autocast(device: torch.device, precision: str):
-    if precision == "fp32":
-        return nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def _setup_distributed(device: torch.device) -> tuple[int, int, bool]:
-    """Join the process group torchrun describes (if WORLD_SIZE > 1). Returns rank, world, created."""
-    rank, world, _ = distributed_env()
-    if world <= 1:
-        return 0, 1, False
-    if dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size(), False
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    dist.init_process_group(backend=backend, rank=rank, world_size=world)
-    atexit.register(_leave_process_group)  # fit() joined the group, so it also leaves it at exit
-    return rank, world, True
-
-
-def _leave_process_group() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-
-
-def _all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
-    if not (dist.is_available() and dist.is_initialized()):
-        return values
-    t = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t.tolist()
-
-
-# --------------------------------------------------------------------------------------------
 # Optimizer and learning-rate schedules
 # --------------------------------------------------------------------------------------------
 def make_optimizer(
@@ -314,268 +204,186 @@ def lr_factor(schedule: str, step: int, total_steps: int, warmup: float = 0.2) -
 
 
 # --------------------------------------------------------------------------------------------
-# Evaluation (the validation pass of fit; course_pkg.evaluate has the paper's multi-crop one)
+# One epoch
 # --------------------------------------------------------------------------------------------
-@torch.no_grad()
-def evaluate_accuracy(
-    model: nn.Module, loader: Iterable, device: str | torch.device | None = None,
-    precision: str = "auto", channels_last: bool | None = None,
-) -> tuple[float, int]:
-    """Top-1 accuracy of ``model`` over ``loader``: returns ``(accuracy, n)``, all-reduced under DDP."""
-    device = pick_device(device) if device is None or not isinstance(device, torch.device) else device
-    precision = pick_precision(device, precision)
-    if channels_last is None:  # faster on GPUs and, for convolutions, ~1.6x on the CPU too
-        channels_last = device.type in ("cuda", "cpu")                 # (benchmarks/cpu_eval_cost.py)
-    was_training = model.training
-    model.eval()
+def train_one_epoch(
+    net: nn.Module, loader: Iterable, opt: torch.optim.Optimizer, scheduler: Any,
+    scaler: torch.amp.GradScaler, criterion: Callable, *, aux_weight: float, device: torch.device,
+    precision: str, channels_last: bool, bar: Any = None,
+) -> dict[str, Any]:
+    """One pass over ``loader``, one optimizer and learning-rate step per batch.
+
+    Returns the epoch's record without its number: ``train_loss`` and ``train_acc`` over every
+    rank's images, ``val_acc`` (None, filled in by :func:`fit`), ``lr`` (after the last step),
+    ``seconds`` (the slowest rank) and ``images_per_s``.
+    """
+    net.train()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     seen = 0
-    for x, y in loader:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    for step, (x, y) in enumerate(loader):
         x = x.to(device, non_blocking=True)
         y = y.to(device, non_blocking=True)
         if channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        with _autocast(device, precision):
-            logits = main_logits(model(x))
-        correct += (logits.argmax(1) == y).sum()
-        seen += y.numel()
-    model.train(was_training)
-    total_correct, total_seen = _all_reduce_sum([float(correct.item()), float(seen)], device)
-    if total_seen == 0:
-        raise ValueError("the evaluation loader yielded no batches")
-    return total_correct / total_seen, int(total_seen)
-
-
-# --------------------------------------------------------------------------------------------
-# RNG state (for resume)
-# --------------------------------------------------------------------------------------------
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and every GPU)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
-    state = {
-        "torch": torch.get_rng_state(),
-        "python": random.getstate(),
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *map(float, np_state[2:])],
+        with autocast(device, precision):
+            outputs = net(x)
+            loss = googlenet_loss(outputs, y, criterion, aux_weight)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()  # the scaler only scales for fp16 (GPUs without bf16)
+        scaler.step(opt)
+        scaler.update()
+        scheduler.step()
+        n = y.numel()
+        # Accumulate on the device: no .item() per step, so the GPU never waits for Python.
+        loss_sum += loss.detach().double() * n
+        correct += (main_logits(outputs).detach().argmax(1) == y).sum()
+        seen += n
+        if bar is not None:
+            bar.update(1)
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - t0
+    if bar is not None:
+        bar.close()
+    if seen == 0:
+        raise ValueError("train_loader yielded no batches (is the data set smaller than one batch "
+                         "with drop_last=True?)")
+    total_loss, total_correct, total_seen = distributed.all_reduce_sum(
+        [loss_sum.item(), float(correct.item()), float(seen)], device)
+    seconds = distributed.max_over_ranks(seconds, device)
+    return {
+        "train_loss": total_loss / total_seen,
+        "train_acc": total_correct / total_seen,
+        "val_acc": None,
+        "lr": opt.param_groups[0]["lr"],
+        "seconds": seconds,
+        "images_per_s": total_seen / seconds if seconds > 0 else float("nan"),
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
 
 
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(cached)))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _quiet_by_default() -> bool:
-    return os.environ.get("COURSE_QUIET", "").lower() in {"1", "true", "yes"} or not sys.stderr.isatty()
-
-
-# --------------------------------------------------------------------------------------------
-# fit
-# --------------------------------------------------------------------------------------------
-def fit(
-    model: nn.Module,
-    train_loader: Iterable,
-    *,
-    epochs: int,
-    val_loader: Iterable | None = None,
-    optimizer: str = "sgd",
-    lr: float = 0.1,
-    momentum: float = 0.9,
-    nesterov: bool = True,
-    weight_decay: float = 5e-4,
-    schedule: str = "onecycle",
-    warmup: float = 0.2,
-    label_smoothing: float = 0.0,
-    aux_weight: float = AUX_LOSS_WEIGHT,
-    device: str | torch.device | None = None,
-    precision: str = "auto",
-    channels_last: bool | None = None,
-    compile: bool | str = False,
-    sync_batchnorm: bool = False,
-    progress: bool | str = "auto",
-    seed: int | None = 0,
-    checkpoint_path: str | os.PathLike | None = None,
-    meta: dict[str, Any] | None = None,
-    resume: bool = True,
-    callback: Callable[[History], None] | None = None,
-    steps_per_epoch: int | None = None,
-) -> History:
-    """Train ``model`` in place on ``train_loader`` (any iterable of ``(x, y)`` batches).
-
-    The loss is :func:`googlenet_loss` (main + ``aux_weight`` x each auxiliary head; plain
-    cross-entropy for networks without aux heads) with ``label_smoothing``.  The learning rate
-    follows ``schedule`` (see :func:`lr_factor`) stepped every batch, peaking at ``lr``.
-
-    Speed: ``precision="auto"`` picks bf16 autocast on recent GPUs, fp16 + GradScaler on GPUs
-    without bf16 (T4), bf16 on CPUs with native bf16, else fp32; ``channels_last`` (default: on
-    for CUDA and for bf16 on the CPU) stores activations NHWC; ``compile=True`` wraps the model in ``torch.compile``
-    (a string picks its mode, e.g. ``"reduce-overhead"``: CUDA graphs, fewer kernel launches).
-
-    Under ``torchrun`` (``WORLD_SIZE > 1``) the model is wrapped in DistributedDataParallel
-    (nccl on GPUs, gloo on the CPU); each rank must get its own shard of the data (build the
-    loaders with ``rank``/``world_size`` from :func:`distributed_env`). Metrics are all-reduced;
-    only rank 0 prints and writes checkpoints.  BatchNorm then normalises each rank's share of the
-    batch with its own statistics (as with gradient accumulation); ``sync_batchnorm=True`` uses
-    the statistics of the global batch instead (CUDA only: SyncBatchNorm has no CPU kernel).
-
-    ``checkpoint_path``: after every epoch, the weights (fp16) and metadata (``meta`` + epoch,
-    metrics, history) are written there, and the full training state (fp32 weights, optimizer,
-    scheduler, grad scaler, RNG, history) to :func:`course_pkg.checkpoint.resume_path`.  With
-    ``resume=True`` a later call with the same settings continues after the last finished epoch.
-
-    ``callback(history)`` runs after every epoch on every process.  ``progress="auto"`` shows a
-    tqdm bar only on a terminal (notebook kernels and CI logs are not) and never when
-    ``COURSE_QUIET=1``.
-    The model is left in eval mode.  Returns the :class:`History`.
-    """
+def _check_arguments(epochs: int, schedule: str, compile: bool | str) -> None:
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, not {schedule!r}")
     if isinstance(compile, str) and compile not in COMPILE_MODES:
         raise ValueError(f"compile must be True, False or one of {', '.join(COMPILE_MODES)}, not {compile!r}")
-    device = pick_device(device)
-    precision = pick_precision(device, precision)
-    if channels_last is None:
-        channels_last = default_channels_last(device, precision)
-    rank, world, _ = _setup_distributed(device)
-    main = rank == 0
+
+
+def _steps_per_epoch(train_loader: Iterable, world: int) -> int:
     loader_world = getattr(train_loader, "world_size", world)
     if loader_world != world:
         raise ValueError(
             f"train_loader is sharded for world_size={loader_world} but {world} processes are "
             "running: build it with rank/world_size from course_pkg.train.distributed_env()"
         )
-    if steps_per_epoch is None:
-        try:
-            steps_per_epoch = len(train_loader)  # type: ignore[arg-type]
-        except TypeError:
-            raise ValueError("train_loader has no len(): pass steps_per_epoch=") from None
-    total_steps = epochs * steps_per_epoch
+    try:
+        return len(train_loader)  # type: ignore[arg-type]
+    except TypeError:
+        raise ValueError("train_loader has no len(): fit needs the number of batches per epoch "
+                         "for its learning-rate schedule") from None
+
+
+def _wrap(model: nn.Module, device: torch.device, world: int, compile: bool | str) -> nn.Module:
+    """The network the steps run through: DDP under torchrun, then ``torch.compile`` if asked."""
+    net = distributed.wrap(model, device) if world > 1 else model
+    if compile:
+        net = torch.compile(net, mode=compile if isinstance(compile, str) else None)
+    return net
+
+
+def _quiet_by_default() -> bool:
+    return os.environ.get("COURSE_QUIET", "").lower() in {"1", "true", "yes"} or not sys.stderr.isatty()
+
+
+def _progress_bar(show: bool, steps: int, epoch: int, epochs: int):
+    if not show:
+        return None
+    from tqdm import tqdm  # plain tqdm: tqdm.auto would embed widget state in the book
+
+    return tqdm(total=steps, desc=f"epoch {epoch + 1}/{epochs}", leave=False, file=sys.stderr,
+                dynamic_ncols=True)
+
+
+def _print_epoch(record: dict[str, Any], epochs: int) -> None:
+    from tqdm import tqdm
+
+    val = f"  val acc {record['val_acc']:.4f}" if record["val_acc"] is not None else ""
+    tqdm.write(f"epoch {record['epoch']}/{epochs}  loss {record['train_loss']:.4f}  "
+               f"train acc {record['train_acc']:.4f}{val}  {record['images_per_s']:.0f} img/s",
+               file=sys.stderr)
+
+
+# --------------------------------------------------------------------------------------------
+# fit
+# --------------------------------------------------------------------------------------------
+def fit(
+    model: nn.Module, train_loader: Iterable, *, epochs: int, val_loader: Iterable | None = None,
+    optimizer: str = "sgd", lr: float = 0.1, momentum: float = 0.9, nesterov: bool = True,
+    weight_decay: float = 5e-4, schedule: str = "onecycle", warmup: float = 0.2,
+    label_smoothing: float = 0.0, aux_weight: float = AUX_LOSS_WEIGHT,
+    device: str | torch.device | None = None, precision: str = "auto", channels_last: bool | None = None,
+    compile: bool | str = False, progress: bool | str = "auto", seed: int | None = 0,
+    checkpoint_path: str | os.PathLike | None = None, meta: dict[str, Any] | None = None,
+    resume: bool = True, callback: Callable[[History], None] | None = None,
+) -> History:
+    """Train ``model`` in place on ``train_loader`` (any sized iterable of ``(x, y)`` batches).
+
+    Loss: :func:`googlenet_loss` with ``label_smoothing``.  Learning rate: ``schedule``
+    (:func:`lr_factor`), stepped every batch, peaking at ``lr``.  Speed: ``precision="auto"``
+    and ``channels_last=None`` follow :func:`~course_pkg.device.pick_precision` and
+    :func:`~course_pkg.device.default_channels_last`; ``compile=True`` (or a mode such as
+    ``"reduce-overhead"``) wraps the model in ``torch.compile``.  Under ``torchrun`` the model runs
+    in DistributedDataParallel; each rank needs its own shard of the data (loaders built with
+    :func:`distributed_env`'s rank and world size); metrics are summed over ranks, and only rank 0
+    prints and saves.  ``checkpoint_path``: after every epoch the weights and ``meta`` are written
+    there and the full training state beside it (:mod:`course_pkg.train_state`); with ``resume``
+    a later call with the same settings continues after the last finished epoch.
+    ``callback(history)`` runs after every epoch on every process; ``progress="auto"`` shows a
+    tqdm bar only on a terminal and never when ``COURSE_QUIET=1``.  The model is left in eval mode.
+    """
+    _check_arguments(epochs, schedule, compile)
+    device = pick_device(device)
+    precision = pick_precision(device, precision)
+    if channels_last is None:
+        channels_last = default_channels_last(device, precision)
+    rank, world, _ = distributed.setup(device)
+    steps_per_epoch = _steps_per_epoch(train_loader, world)
     if seed is not None:
         seed_everything(seed)
 
-    # -- model, optimizer, schedule, scaler ----------------------------------------------------
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     opt = make_optimizer(model, optimizer, lr, momentum, nesterov, weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda step: lr_factor(schedule, step, total_steps, warmup))
+    total_steps = epochs * steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(schedule, step, total_steps, warmup))
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     settings = dict(epochs=epochs, steps_per_epoch=steps_per_epoch, optimizer=optimizer, lr=lr,
                     momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
                     schedule=schedule, warmup=warmup, label_smoothing=label_smoothing,
                     aux_weight=aux_weight, precision=precision, world_size=world)
-
-    # -- resume ------------------------------------------------------------------------------------
-    history = History()
-    start_epoch = 0
-    rpath = resume_path(checkpoint_path) if checkpoint_path else None
-    if rpath is not None and resume and rpath.exists():
-        state = safe_load(rpath, "resume state")
-        changed = {k: (state["settings"].get(k), v) for k, v in settings.items()
-                   if k != "world_size" and state["settings"].get(k) != v}
-        if changed:
-            diff = ", ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in changed.items())
-            raise CheckpointError(
-                f"{rpath} was saved by a run with other settings ({diff}); use the same settings "
-                "to continue it, or pass resume=False (CLI: --no-resume) to start over")
-        state_model = {k: v.to(device) for k, v in state["model"].items()}
-        model.load_state_dict(state_model, strict=True)
-        opt.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        _set_rng_state(state["rng"])
-        history = History.from_list(state["history"])
-        start_epoch = int(state["epoch"])
-
-    net: nn.Module = model
-    if world > 1 and sync_batchnorm:
-        # BN statistics over the global batch instead of each rank's share (costs a sync per BN)
-        net = model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    if world > 1:
-        # A 1-channel conv weight's gradient can come back with channels_last strides (the two
-        # layouts coincide when C == 1); DDP then warns on every step. Harmless: silence it.
-        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-    if compile:
-        net = torch.compile(net, mode=compile if isinstance(compile, str) else None)
-
-    show = progress is True or (progress == "auto" and not _quiet_by_default())
-    show = bool(show) and main
-    if show:
-        from tqdm import tqdm  # plain tqdm: tqdm.auto would embed widget state in the book
+    history, start_epoch = History(), 0
+    if checkpoint_path and resume:
+        records, start_epoch = train_state.resume(checkpoint_path, settings, model, opt, scheduler, scaler, device)
+        history = History.from_list(records)
+    net = _wrap(model, device, world, compile)
+    show = (progress is True or (progress == "auto" and not _quiet_by_default())) and rank == 0
 
     for epoch in range(start_epoch, epochs):
         if hasattr(train_loader, "set_epoch"):
             train_loader.set_epoch(epoch)
-        net.train()
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        correct = torch.zeros((), dtype=torch.int64, device=device)
-        seen = 0
-        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", leave=False,
-                   file=sys.stderr, dynamic_ncols=True) if show else None
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
-        for step, (x, y) in enumerate(train_loader):
-            x = x.to(device, non_blocking=True)
-            y = y.to(device, non_blocking=True)
-            if channels_last and x.ndim == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with _autocast(device, precision):
-                outputs = net(x)
-                loss = googlenet_loss(outputs, y, criterion, aux_weight)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            scheduler.step()
-            n = y.numel()
-            # Accumulate on the device: no .item() per step, so the GPU never waits for Python.
-            loss_sum += loss.detach().double() * n
-            correct += (main_logits(outputs).detach().argmax(1) == y).sum()
-            seen += n
-            if bar is not None:
-                bar.update(1)
-                if step % 20 == 0:
-                    bar.set_postfix(loss=f"{loss.item():.3f}")
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds = time.perf_counter() - t0
-        if bar is not None:
-            bar.close()
-        if seen == 0:
-            raise ValueError("train_loader yielded no batches (is the data set smaller than one batch "
-                             "with drop_last=True?)")
-        total_loss, total_correct, total_seen = _all_reduce_sum(
-            [loss_sum.item(), float(correct.item()), float(seen)], device)
-        max_seconds = _max_over_ranks(seconds, device)
-        record: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "train_loss": total_loss / total_seen,
-            "train_acc": total_correct / total_seen,
-            "val_acc": None,
-            "lr": opt.param_groups[0]["lr"],
-            "seconds": max_seconds,
-            "images_per_s": total_seen / max_seconds if max_seconds > 0 else float("nan"),
-        }
+        bar = _progress_bar(show, steps_per_epoch, epoch, epochs)
+        record = {"epoch": epoch + 1, **train_one_epoch(
+            net, train_loader, opt, scheduler, scaler, criterion, aux_weight=aux_weight, device=device,
+            precision=precision, channels_last=channels_last, bar=bar)}
         if val_loader is not None:
             t1 = time.perf_counter()
             record["val_acc"], record["val_n"] = evaluate_accuracy(model, val_loader, device, precision,
@@ -583,38 +391,14 @@ def fit(
             record["val_seconds"] = time.perf_counter() - t1
         history.records.append(record)
         if show:
-            val = f"  val acc {record['val_acc']:.4f}" if record["val_acc"] is not None else ""
-            tqdm.write(f"epoch {epoch + 1}/{epochs}  loss {record['train_loss']:.4f}  "
-                       f"train acc {record['train_acc']:.4f}{val}  {record['images_per_s']:.0f} img/s",
-                       file=sys.stderr)
-
-        if checkpoint_path is not None and main:
-            metrics = {k: v for k, v in record.items() if k != "epoch"}
-            save_checkpoint(checkpoint_path, model, {
-                **(meta or {}), "epoch": epoch + 1, "epochs": epochs, "metrics": metrics,
-                "history": history.to_list(), "settings": settings})
-            _atomic_save({
-                "epoch": epoch + 1,
-                "model": {k: v.detach().to("cpu", copy=True) for k, v in state_dict_of(model).items()},
-                "optimizer": opt.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(),
-                "rng": _rng_state(),
-                "history": history.to_list(),
-                "settings": settings,
-            }, rpath)
+            _print_epoch(record, epochs)
+        if checkpoint_path is not None and rank == 0:
+            train_state.save(checkpoint_path, model, opt, scheduler, scaler, history.to_list(), settings,
+                             meta, epochs)
         if world > 1:
-            dist.barrier()
+            distributed.barrier()
         if callback is not None:
             callback(history)
 
     model.eval()
     return history
-
-
-def _max_over_ranks(value: float, device: torch.device) -> float:
-    if not (dist.is_available() and dist.is_initialized()):
-        return value
-    t = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return float(t.item())
