@@ -56,39 +56,83 @@ def _exec(cells, namespace):
         exec(compile(source, "<chapter cell>", "exec"), namespace)
 
 
-def test_chapter7_draws_the_committed_results(repo_root, tmp_path, monkeypatch, shown, capsys):
+# the cells of chapter 7 that read the results files, in order
+CH7_RESULT_CELLS = ["ea5c791f", "ch7-init-code", "ch7-frontier-code", "0d47f364"]
+
+
+def _reference_record(final, epochs, batch_norm=False, aux=True):
+    """What ``course train`` records for a run (the input of ``reference_cpu.publish``)."""
+    history = [{"epoch": e, "train_loss": 2.3 - 1.5 * final * e / epochs, "train_acc": final * e / epochs,
+                "val_acc": final * e / epochs, "val_n": 10_000, "lr": 0.1, "seconds": 400.0 + e,
+                "val_seconds": 20.0, "images_per_s": 50_000 / (400.0 + e)} for e in range(1, epochs + 1)]
+    return {"history": history, "model": "googlenet_cifar", "cpu_threads": 2, "commit": "abc1234",
+            "model_kwargs": {"stem": 16, "batch_norm": batch_norm, "aux_logits": aux},
+            "recipe": {"epochs": epochs}, "command": "course train ...", "settings": {"precision": "bf16"}}
+
+
+@pytest.fixture()
+def reference_results(tmp_path, monkeypatch, repo_root):
+    """Reference-run results written by the benchmark's own ``publish`` (no weights), and the
+    committed CPU speed results, in a folder the chapter reads through $COURSE_RESULTS."""
+    reference = import_benchmark("reference_cpu")
+    for run in reference.RUNS.values():
+        monkeypatch.setitem(run, "ships", None)
+    folder = tmp_path / "results"
+    records = {"bn": _reference_record(0.91, 16, batch_norm=True), "faithful": _reference_record(0.86, 12),
+               "faithful_noaux": _reference_record(0.84, 12, aux=False), "init_pytorch": _reference_record(0.10, 1),
+               "init_he": _reference_record(0.44, 1), "init_caffe": _reference_record(0.43, 1)}
+    for name, record in records.items():
+        reference.publish(name, record, f"python benchmarks/reference_cpu.py {name}", results=folder,
+                          pretrained=tmp_path / "pretrained", scratch=tmp_path)
+    (folder / "cpu_speed.json").write_bytes((repo_root / "benchmarks" / "results" / "cpu_speed.json").read_bytes())
+    monkeypatch.setenv("COURSE_RESULTS", str(folder))
+    return folder
+
+
+def test_chapter7_draws_the_reference_runs(repo_root, reference_results, monkeypatch, shown, capsys):
+    glued = {}
+    namespace = {"glue": lambda name, value, display=True: glued.__setitem__(name, value), "plt": plt}
+    monkeypatch.setattr(pretrained, "available", lambda: ["googlenet_cifar", "googlenet_cifar_faithful"])
+    _exec(_cells_by_id(repo_root, "07_training_cifar10.ipynb", CH7_RESULT_CELLS), namespace)
+    printed = capsys.readouterr().out
+    (table,) = [str(x) for x in shown]
+    for run, accuracy in (("bn", "91.00%"), ("faithful_noaux", "84.00%"), ("init_pytorch", "10.00%")):
+        assert f"| {run} |" in table and f"{accuracy} of 10,000" in table
+    assert "commit abc1234" in table and "not in this copy" not in printed
+    assert "86.00% with them, 84.00% without (+2.00 points)" in printed
+    # learning curves, the init bars, the frontier of the BN run
+    assert len(plt.get_fignums()) == 3
+    assert glued["init_pytorch_acc"] == "10.0" and glued["init_he_acc"] == "44.0" and glued["bn_epochs"] == 16
+    assert glued["bn_final_acc"] == "91.00" and glued["cpu_epoch_minutes"] == "6.8"  # median of 401..416 s
+    speed = json.loads((reference_results / "cpu_speed.json").read_text())
+    bn_auto = next(f for f in speed["fit"] if f["layout"] == "bn" and f["config"] == "auto")
+    t4 = 50_000 * 3 * speed["forward_macs"]["bn"] / (bn_auto["matmul_fraction"] * 65e12 / 2)
+    assert glued["t4_epoch_seconds"] == f"{t4:.0f}"
+
+
+def test_chapter7_without_results_says_what_is_missing(repo_root, tmp_path, monkeypatch, shown, capsys):
+    monkeypatch.setenv("COURSE_RESULTS", str(tmp_path))
+    monkeypatch.setattr(pretrained, "available", lambda: ["lenet5_mnist"])
+    glued = {}
+    _exec(_cells_by_id(repo_root, "07_training_cifar10.ipynb", CH7_RESULT_CELLS),
+          {"glue": lambda name, value, display=True: glued.__setitem__(name, value), "plt": plt})
+    printed = capsys.readouterr().out
+    assert "`python benchmarks/reference_cpu.py bn` makes it" in printed
+    assert shown == [] and plt.get_fignums() == [] and glued == {}
+
+
+def test_chapter7_draws_the_gpu_ablations_when_committed(repo_root, tmp_path, monkeypatch, shown):
     bench = import_benchmark("train_cifar")
-    runs = [_run("bn", 0.91), _run("bn_noaugment", 0.85), _run("bn_nosmoothing", 0.905),
-            _run("faithful", 0.88), _run("faithful_noaux", 0.86), _run("init_pytorch", 0.10),
-            _run("init_he", 0.80), _run("init_caffe", 0.78), _run("bn[epochs=10]", 0.89, 30, 10)]
+    runs = [_run("bn", 0.91), _run("bn_noaugment", 0.85), _run("bn_nosmoothing", 0.905), _run("bn[epochs=10]", 0.89, 30, 10)]
     env = {"date": "2026-12-01T10:00:00", "quick": False, "data": "cifar10_jpeg", "device_name": "NVIDIA H100",
            "commit": "abc1234", "torch": "2.11", "command": "python benchmarks/train_cifar.py"}
     (tmp_path / "cifar_20261201_h100_all.json").write_text(json.dumps({"environment": env, "runs": runs}))
     bench.write_summary(tmp_path)
     monkeypatch.setenv("COURSE_RESULTS", str(tmp_path))
-    info = {"history": _history(0.91), "test_acc": 0.91, "epoch": 5, "device_name": "cpu", "commit": "abc1234",
-            "cpu": "Some CPU, 2 threads", "cpu_minutes": 50.2, "date": "2026-12-01T10:00:00+00:00"}
-    monkeypatch.setattr(pretrained, "available", lambda: ["googlenet_cifar", "lenet5_mnist"])
-    monkeypatch.setattr(pretrained, "info", lambda name: info)
-
-    _exec(_cells(repo_root, "07_training_cifar10.ipynb"), {})
-    printed = capsys.readouterr().out
-    assert ("googlenet_cifar: test accuracy 91.00% after 5 epochs, 50.2 minutes (Some CPU, 2 threads, "
-            "2026-12-01, commit abc1234)") in printed
-    assert "googlenet_cifar_faithful: not shipped yet" in printed and "No CIFAR-10 benchmark results" not in printed
+    _exec(_cells_by_id(repo_root, "07_training_cifar10.ipynb", ["ea5c791f", "0d47f364"]), {"plt": plt})
     tables = "\n".join(str(x) for x in shown)
-    assert "| bn_noaugment |" in tables and "-6.00 pp" in tables and "-2.00 pp" in tables  # noaux vs faithful
-    # learning curves (shipped), init, aux, and the frontier of bn against bn[epochs=10]
-    assert len(plt.get_fignums()) == 4
-
-
-def test_chapter7_without_results_says_so(repo_root, tmp_path, monkeypatch, shown, capsys):
-    monkeypatch.setenv("COURSE_RESULTS", str(tmp_path))
-    monkeypatch.setattr(pretrained, "available", lambda: ["lenet5_mnist"])
-    _exec(_cells(repo_root, "07_training_cifar10.ipynb"), {})
-    printed = capsys.readouterr().out
-    assert "No CIFAR-10 benchmark results here" in printed and "googlenet_cifar: not shipped yet" in printed
-    assert shown == [] and plt.get_fignums() == []
+    assert "| bn_noaugment |" in tables and "-6.00 pp" in tables
+    assert len(plt.get_fignums()) == 1  # the frontier of bn against bn[epochs=10]
 
 
 def test_chapter8_draws_table3(repo_root, tmp_path, monkeypatch, shown, capsys):
@@ -112,11 +156,19 @@ def test_chapter8_draws_table3(repo_root, tmp_path, monkeypatch, shown, capsys):
     from course_pkg import evaluate
 
     _exec(_cells(repo_root, "08_multicrop.ipynb"), {"evaluate": evaluate})
-    assert "No multi-crop results here" not in capsys.readouterr().out
+    assert "No multi-crop results in this copy" not in capsys.readouterr().out
     (table,) = [str(x) for x in shown]
     assert "googlenet_cifar_bn, googlenet_cifar_faithful on 4 test images (NVIDIA H100" in table
     assert evaluate.format_table3(rows) in table
     assert len(plt.get_fignums()) == 1
+
+
+def test_chapter8_without_table3_says_how_to_make_it(repo_root, tmp_path, monkeypatch, shown, capsys):
+    monkeypatch.setenv("COURSE_RESULTS", str(tmp_path))
+    from course_pkg import evaluate
+
+    _exec(_cells(repo_root, "08_multicrop.ipynb"), {"evaluate": evaluate})
+    assert "No multi-crop results in this copy" in capsys.readouterr().out and shown == []
 
 
 def _cells_by_id(repo_root, chapter, ids):

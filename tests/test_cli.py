@@ -14,6 +14,9 @@ from course_pkg import pretrained
 from course_pkg.cli import main, parse_kwargs
 
 MAX_SHIPPED_BYTES = 15_000_000
+# the faithful reference keeps its two auxiliary heads (4.35M of its 10.3M weights): assignment 3's
+# full-marks test loads the whole network a student submits
+MAX_SHIPPED_BYTES_WITH_AUX = 22_000_000
 
 
 def _run(capsys, argv):
@@ -145,7 +148,8 @@ def test_lenet5_is_shipped():
 @pytest.mark.parametrize("name", pretrained.available())
 def test_shipped_checkpoint_files(name):
     path = pretrained.path(name)
-    assert path.stat().st_size <= MAX_SHIPPED_BYTES
+    with_aux = pretrained.info(name)["model_kwargs"].get("aux_logits", True) and name.startswith("googlenet")
+    assert path.stat().st_size <= (MAX_SHIPPED_BYTES_WITH_AUX if with_aux else MAX_SHIPPED_BYTES)
     raw = torch.load(path, map_location="cpu", weights_only=True)
     assert all(t.dtype == torch.float16 for t in raw["state_dict"].values() if t.is_floating_point())
     meta = pretrained.info(name)
