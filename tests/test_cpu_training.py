@@ -103,3 +103,18 @@ def test_cpu_speed_benchmark_plumbing(speed, tmp_path, course_data, keep_threads
         assert auto["matmul_fraction"] == pytest.approx(macs / result["matmul"]["bf16"]["macs_per_s"])
     assert result["targets"]["ratio"] == rows[("bn", "auto")]["speedup"]
     assert (tmp_path / "cpu_speed.md").read_text().startswith("**PLUMBING CHECK")
+
+
+def test_precision_benchmark_judges_bf16_against_the_seed_spread():
+    bench = import_benchmark("cpu_precision")
+    run = lambda precision, seed, acc, s: {"precision": precision, "seed": seed, "test_acc": acc,  # noqa: E731
+                                           "test_n": 2000, "train_seconds": s, "train_loss": 1.0, "epochs": 2}
+    spread = [run("fp32", 0, 0.60, 300.0), run("bf16", 0, 0.59, 120.0), run("fp32", 1, 0.61, 300.0)]
+    v = bench.verdict(spread)
+    # |0.59 - 0.60| = 1 point, within the seed spread (1 point) plus 2 standard errors (2.19 points)
+    assert v["same_accuracy"] and v["bf16_speedup"] == pytest.approx(2.5)
+    assert v["allowed"] == pytest.approx(0.01 + 2 * (0.6 * 0.4 / 2000) ** 0.5)
+    off = [run("fp32", 0, 0.60, 300.0), run("bf16", 0, 0.50, 120.0), run("fp32", 1, 0.605, 300.0)]
+    assert not bench.verdict(off)["same_accuracy"]
+    with pytest.raises(SystemExit):  # plumbing numbers never land in benchmarks/results/
+        bench.main(["--quick"])
