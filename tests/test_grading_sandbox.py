@@ -145,7 +145,7 @@ def test_zip_paths_cannot_leave_the_folder(tmp_path, name, why):
 
 
 def test_zip_size_is_counted_while_unpacking(tmp_path, monkeypatch):
-    monkeypatch.setattr("course_pkg.grading.grade.MAX_ZIP_BYTES", 1000)
+    monkeypatch.setattr("course_pkg.grading.submissions.MAX_ZIP_BYTES", 1000)
     archive = tmp_path / "s.zip"
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("a.ipynb", "0" * 100_000)  # compresses to almost nothing
