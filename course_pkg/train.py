@@ -30,7 +30,7 @@ import torch.nn as nn
 from . import distributed, train_state
 from .device import autocast, cpu_has_native_bf16, default_channels_last, pick_device, pick_precision  # noqa: F401
 from .distributed import distributed_env, is_main_process  # noqa: F401 (re-exported)
-from .evaluate import evaluate_accuracy  # noqa: F401 (re-exported: the validation pass of fit)
+from .evaluate import evaluate_accuracy  # the validation pass of fit (importable from here too)
 from .models.googlenet import AUX_LOSS_WEIGHT  # the paper's 0.3 per auxiliary head (section 5)
 from .models.googlenet import main_logits
 from .train_state import seed_everything  # noqa: F401 (re-exported)
