@@ -52,16 +52,19 @@ sandbox:
 test: $(STAMP) book browser sandbox
 	$(PY) -m pytest
 
-# Instructor notebooks (solutions/, written by tools/build_assignments.py) -> student versions
-# (assignments/, by nbgrader generate_assignment; never edit those by hand).
+# Assignment sources (assignments_src/<a>.py, jupytext percent files) -> instructor notebooks
+# (solutions/<a>/<a>.ipynb, by tools/assignments.py, which checks the nbgrader rules first and refuses
+# to overwrite a notebook edited in Jupyter: `python tools/assignments.py --from-ipynb <a>` brings
+# such an edit back into the source) -> student versions (assignments/, by nbgrader
+# generate_assignment; never edit those by hand).
 .PHONY: assignments
 assignments: $(STAMP)
-	$(PY) tools/build_assignments.py
+	$(PY) tools/assignments.py
 	for a in solutions/*/; do a=$$(basename $$a); \
 	  PATH="$(VENV)/bin:$$PATH" $(VENV)/bin/nbgrader generate_assignment $$a --force --log-level=WARN || exit 1; done
 
 # The published student set (_publish/): the book, assignments/ and the package as a wheel, without
-# solutions/, hidden tests, thresholds, seeds or the generator (tools/publish.py says what and why).
+# solutions/, assignments_src/, tools/, hidden tests, thresholds or seeds (tools/publish.py says what and why).
 .PHONY: publish
 publish: $(STAMP)
 	$(PY) tools/publish.py --out _publish

@@ -84,7 +84,11 @@ def test_published_set_has_no_instructor_material(published):
     names = {p.relative_to(published).as_posix() for p in published.rglob("*")}
     for banned in ("solutions", "tools", "tests", "nbgrader_config.py", ".nbgrader", "gradebook.db"):
         assert not any(n == banned or n.startswith(banned + "/") or n.endswith("/" + banned) for n in names), banned
-    assert not any("build_assignments" in n for n in names)
+    # the assignment sources (solutions and hidden tests) and their converter stay in this repository
+    assert (REPO / "assignments_src").is_dir() and (REPO / "tools" / "assignments.py").is_file()
+    for private in ("assignments_src", "written.json", "assignments.py"):
+        assert not any(private in n.split("/") for n in names), private
+    assert not any(n.startswith("assignments/") and n.endswith(".py") for n in names)
 
 
 def test_published_set_holds_no_hidden_test_line_threshold_or_seed(published):

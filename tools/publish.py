@@ -3,8 +3,8 @@
     python tools/publish.py [--out _publish]      # or: make publish
 
 This repository is the *instructor* repository and must stay private: ``solutions/`` holds the
-solutions and the hidden tests, ``tools/build_assignments.py`` writes them, and the hidden tests
-hold the grader's thresholds and seeds.  Students get the folder this script writes, pushed as the
+solutions and the hidden tests, written by ``tools/assignments.py`` from their sources in
+``assignments_src/``, and the hidden tests hold the grader's thresholds and seeds.  Students get the folder this script writes, pushed as the
 public repository named in ``_config.yml`` (``repository.url``): the Colab install line of every
 notebook (``pip install git+<url>``) and the book's launch buttons point there.
 
@@ -17,8 +17,8 @@ It holds:
   chapters 7 and 8 read) and, when built, the HTML in ``html/``;
 - a README for students.
 
-and never ``solutions/``, ``tools/``, ``tests/``, ``nbgrader_config.py``, a gradebook or anything
-under ``.nbgrader/``.  ``tests/test_publish.py`` scans the result for every hidden-test line,
+and never ``solutions/``, ``assignments_src/``, ``tools/``, ``tests/``, ``nbgrader_config.py``, a
+gradebook or anything under ``.nbgrader/``.  ``tests/test_publish.py`` scans the result for every hidden-test line,
 threshold and seed.
 """
 

@@ -1,0 +1,222 @@
+"""The assignment sources (assignments_src/<a>.py) and their converter (tools/assignments.py): the
+checker catches what nbgrader would choke on or leak, the committed notebooks are what the sources
+give, an edit made in Jupyter is detected and brought back, and the sources lint clean."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tools"))
+import assignments as converter  # noqa: E402
+
+ASSIGNMENTS = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
+HIDDEN_BEGIN, HIDDEN_END = "### BEGIN " + "HIDDEN TESTS", "### END " + "HIDDEN TESTS"
+SOL_BEGIN, SOL_END = "### BEGIN " + "SOLUTION", "### END " + "SOLUTION"
+
+
+def _meta(grade_id: str, *, grade: bool = False, solution: bool = False, locked: bool = True,
+          points: int | None = None) -> str:
+    meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3,
+            "solution": solution, "task": False}
+    if points is not None:
+        meta["points"] = points
+    return json.dumps(dict(sorted(meta.items())))
+
+
+# A small, valid source: markdown, setup, solution, plain self-check, two tests.
+GOOD = f"""\
+# %% [markdown]
+# # A demo assignment
+
+# %% nbgrader={_meta("code-01")}
+import torch
+
+# %% nbgrader={_meta("double", solution=True, locked=False)}
+def double(x):
+    {SOL_BEGIN}
+    return 2 * x
+    {SOL_END}
+
+# %%
+print(double(torch.ones(2)))  # self-check, not graded
+
+# %% nbgrader={_meta("test_double", grade=True, points=2)}
+assert double(1) == 2
+{HIDDEN_BEGIN}
+assert double(3) == 6
+{HIDDEN_END}
+
+# %% nbgrader={_meta("test_double_tensor", grade=True, points=1)}
+assert double(torch.ones(1)).item() == 2
+"""
+
+
+def problems_of(text: str) -> list[str]:
+    return converter.check(converter.from_percent(text, "99_demo"), "99_demo")
+
+
+def test_the_demo_source_is_valid():
+    assert problems_of(GOOD) == []
+
+
+@pytest.mark.parametrize("name, bad, expected", [
+    ("duplicate grade id",
+     GOOD.replace('"grade_id": "test_double_tensor"', '"grade_id": "test_double"'),
+     ["cell 5 (test_double): grade id 'test_double' is also cell 4's; grade ids must be unique"]),
+    ("hidden test outside a test cell",
+     GOOD.replace("print(double(torch.ones(2)))", f"{HIDDEN_BEGIN}\nprint(double(torch.ones(2)))\n{HIDDEN_END}"),
+     ["cell 3 (code: '### BEGIN HIDDEN TESTS'): '### BEGIN HIDDEN TESTS' outside a test cell"]),
+    ("test cell without points",
+     GOOD.replace(', "points": 1', ""),
+     ["cell 5 (test_double_tensor): nbgrader metadata missing ['points'] (every test cell needs points)"]),
+    ("solution marker in a test cell",
+     GOOD.replace("assert double(1) == 2", f"{SOL_BEGIN}\nassert double(1) == 2\n{SOL_END}"),
+     ["cell 4 (test_double): '### BEGIN SOLUTION' in a test cell; solutions go in solution cells"]),
+    ("solution marker in a plain cell",
+     GOOD.replace("print(double(torch.ones(2)))", f"{SOL_BEGIN}\nprint(1)\n{SOL_END}"),
+     ["cell 3 (code: '### BEGIN SOLUTION'): '### BEGIN SOLUTION' in a cell that is not a solution cell"]),
+    ("solution cell without markers",
+     GOOD.replace(f"    {SOL_BEGIN}\n", "").replace(f"    {SOL_END}\n", ""),
+     ["cell 2 (double): a solution cell without '### BEGIN SOLUTION'"]),
+    ("unclosed hidden tests",
+     GOOD.replace(f"{HIDDEN_END}\n", ""),
+     ["cell 4 (test_double): '### BEGIN HIDDEN TESTS' is never closed by '### END HIDDEN TESTS'"]),
+    ("zero points",
+     GOOD.replace('"points": 1', '"points": 0'),
+     ["cell 5 (test_double_tensor): points 0; a test cell needs points > 0"]),
+    ("test cell after the read-only setup",
+     GOOD.replace("# %%\nprint(double", f"# %% nbgrader={_meta('code-02')}\nprint(double"),
+     ["cell 4 (test_double): test cell follows the read-only cell 'code-02' (cell 3); nbgrader could not "
+      "restore it if a student deleted it"]),
+    ("markdown cell with nbgrader metadata",
+     GOOD.replace("# %% [markdown]\n", f"# %% [markdown] nbgrader={_meta('intro')}\n"),
+     ["cell 0 (intro): a markdown cell with nbgrader metadata; narrative is not graded"]),
+    ("metadata that would be lost",
+     GOOD.replace("# %%\nprint(double", '# %% tags=["skip"]\nprint(double'),
+     ["cell 3 (code: 'print(double(torch.ones(2)))  # self-check, not gr'): metadata ['tags'] would be lost"]),
+])
+def test_the_checker_fails_on_a_bad_notebook_naming_the_cell(name, bad, expected):
+    found = problems_of(bad)
+    assert found, f"{name}: not detected"
+    for message in expected:
+        assert any(p.startswith(message) for p in found), f"{name}: {found}"
+
+
+def test_the_checker_wants_stable_ids():
+    nb = converter.from_percent(GOOD, "99_demo")
+    nb.cells[2].id = "3f2a9c"
+    assert converter.check(nb, "99_demo") == ["cell 2 (double): id '3f2a9c', expected 'a99-002'"]
+    assert converter.check(nb, "99_demo", ids=False) == []
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_sources_pass_the_checker_and_give_the_committed_notebook(assignment):
+    nb = converter.build(assignment)  # raises AssignmentError listing every problem
+    committed = converter.notebook_path(assignment)
+    assert converter.notebook_text(nb) == committed.read_text(), (
+        f"{committed.relative_to(REPO)} is not what {converter.source_path(assignment).relative_to(REPO)} "
+        "gives: run `make assignments`")
+    assert converter.check(nbformat.read(committed, as_version=4), assignment) == []
+    assert not converter.edited_by_hand(assignment), f"{converter.RECORD.relative_to(REPO)} is out of date"
+
+
+def test_every_assignment_has_a_source():
+    assert converter.names() == ASSIGNMENTS
+
+
+def test_the_converter_check_mode_passes_on_the_committed_files():
+    out = subprocess.run([sys.executable, str(REPO / "tools" / "assignments.py"), "--check"],
+                         capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+
+
+@pytest.fixture
+def sandbox(tmp_path, monkeypatch):
+    """The converter working on a copy of assignment 2 under tmp_path."""
+    name = "02_inception_module"
+    (tmp_path / "assignments_src").mkdir()
+    shutil.copy(converter.source_path(name), tmp_path / "assignments_src")
+    monkeypatch.setattr(converter, "ROOT", tmp_path)
+    monkeypatch.setattr(converter, "SOURCES", tmp_path / "assignments_src")
+    monkeypatch.setattr(converter, "SOLUTIONS", tmp_path / "solutions")
+    monkeypatch.setattr(converter, "RECORD", tmp_path / "assignments_src" / "written.json")
+    converter.write(name)
+    return name
+
+
+def test_an_edit_made_in_jupyter_is_detected_and_brought_back(sandbox):
+    name, path = sandbox, converter.notebook_path(sandbox)
+    # Jupyter: run a cell (outputs, execution count), edit a test, add a cell (random id)
+    nb = nbformat.read(path, as_version=4)
+    test = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_module_totals")
+    test.source = test.source.replace("# Total parameters", "# The total parameters")
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="hello\n")]
+    nb.cells[1].execution_count = 1
+    new = nbformat.v4.new_code_cell("print('a new plain cell')")
+    nb.cells.insert(3, new)
+    nbformat.write(nb, path)
+
+    with pytest.raises(converter.AssignmentError, match=f"--from-ipynb {name}"):
+        converter.write(name)
+    assert converter.main(["--check"]) == 1
+    assert "The total parameters" in path.read_text()  # not overwritten
+
+    converter.from_ipynb(name)
+    source = converter.source_path(name).read_text()
+    assert "# The total parameters" in source and "print('a new plain cell')" in source
+    rewritten = nbformat.read(path, as_version=4)
+    assert [c.id for c in rewritten.cells] == [converter.cell_id(name, i) for i in range(len(rewritten.cells))]
+    assert not rewritten.cells[1].outputs
+    assert converter.main(["--check"]) == 0
+    converter.write(name)  # nothing to refuse any more
+
+
+def test_outputs_alone_are_no_edit(sandbox):
+    path = converter.notebook_path(sandbox)
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="ran\n")]
+    nb.cells[1].metadata["execution"] = {"iopub.status.idle": "2026-01-01T00:00:00Z"}
+    nbformat.write(nb, path)
+    assert not converter.edited_by_hand(sandbox)
+    converter.write(sandbox)
+    assert not nbformat.read(path, as_version=4).cells[1].outputs
+
+
+def test_a_source_edit_is_written_and_a_double_edit_refused(sandbox):
+    name, src = sandbox, converter.source_path(sandbox)
+    src.write_text(src.read_text().replace("# Total parameters", "# All parameters"))
+    converter.write(name)
+    assert "# All parameters" in converter.notebook_path(name).read_text()
+    # both edited since the last write: --from-ipynb will not silently drop the source's edit
+    src.write_text(src.read_text().replace("# All parameters", "# Every parameter"))
+    nb = nbformat.read(converter.notebook_path(name), as_version=4)
+    nb.cells[0].source += "\n\nOne more line."
+    nbformat.write(nb, converter.notebook_path(name))
+    with pytest.raises(converter.AssignmentError, match="also edited"):
+        converter.from_ipynb(name)
+
+
+def test_a_bad_source_is_not_written(sandbox):
+    name, src = sandbox, converter.source_path(sandbox)
+    before = converter.notebook_path(name).read_text()
+    src.write_text(src.read_text().replace('"grade_id": "test_branch5x5"', '"grade_id": "test_branch3x3"'))
+    with pytest.raises(converter.AssignmentError, match="grade id 'test_branch3x3' is also cell"):
+        converter.write(name)
+    assert converter.notebook_path(name).read_text() == before
+
+
+def test_the_sources_lint_clean():
+    if importlib.util.find_spec("ruff") is None:
+        pytest.skip("ruff is not installed in this environment (`make venv` installs it with the test extra)")
+    out = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "assignments_src"],
+                         capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stdout + out.stderr
