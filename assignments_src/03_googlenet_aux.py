@@ -111,13 +111,8 @@ checks.require(tuple(_out.shape) == (1, 1000), f"output shape {tuple(_out.shape)
 # batch norm this network does not train from PyTorch's default initialisation.
 
 # %% nbgrader={"grade": false, "grade_id": "googlenet", "locked": false, "schema_version": 3, "solution": true, "task": false}
-FILTERS = {  # Table 1: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj
-    "3a": (64, 96, 128, 16, 32, 32), "3b": (128, 128, 192, 32, 96, 64),
-    "4a": (192, 96, 208, 16, 48, 64), "4b": (160, 112, 224, 24, 64, 64),
-    "4c": (128, 128, 256, 24, 64, 64), "4d": (112, 144, 288, 32, 64, 64),
-    "4e": (256, 160, 320, 32, 128, 128), "5a": (256, 160, 320, 32, 128, 128),
-    "5b": (384, 192, 384, 48, 128, 128),
-}
+# Table 1, module by module ("3a" ... "5b"): #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj
+from course_pkg.models.googlenet import INCEPTION_FILTERS
 
 
 class GoogLeNet(nn.Module):
@@ -136,7 +131,7 @@ class GoogLeNet(nn.Module):
         self.lrn2 = nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
         self.maxpool2 = nn.Identity() if cifar else nn.MaxPool2d(3, stride=2, ceil_mode=True)
         modules, in_channels = {}, 192
-        for name, filters in FILTERS.items():
+        for name, filters in INCEPTION_FILTERS.items():
             modules[name] = Inception(in_channels, *filters)
             in_channels = modules[name].out_channels
         self.inception3a, self.inception3b = modules["3a"], modules["3b"]

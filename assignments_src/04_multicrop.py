@@ -145,7 +145,7 @@ for _rule, _why in (("logit_mean", "the softmax of the mean logits (torchvision'
                         and torch.allclose(_got, _reduce(_logits[None], _rule)[0], atol=1e-5)),
                    f"average_softmax computes {_why}; the paper averages the softmax probabilities")
 checks.require(isinstance(_got, torch.Tensor) and _got.shape == (7,),
-               f"average_softmax must return one probability per class, shape (7,) here")
+               "average_softmax must return one probability per class, shape (7,) here")
 checks.require(torch.allclose(_got, _reduce(_logits[None], "softmax_mean")[0], atol=1e-5),
                "average_softmax: take the softmax of each view's logits, then the mean over views")
 ### END HIDDEN TESTS
