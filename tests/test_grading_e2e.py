@@ -662,7 +662,8 @@ def test_malicious_pickle_never_runs(graded3):
 
 
 @pytest.mark.skipif(not os.environ.get("COURSE_REFERENCE_CHECKPOINT"),
-                    reason="needs a trained googlenet_cifar checkpoint (GPU): set COURSE_REFERENCE_CHECKPOINT")
+                    reason="needs the faithful reference checkpoint, not shipped yet: `python benchmarks/reference_cpu.py "
+                           "faithful` trains it on a CPU; or set COURSE_REFERENCE_CHECKPOINT")
 def test_solution_with_trained_checkpoint_scores_full_marks(course, course_data, tmp_path):
     os.environ["COURSE_DATA"] = str(course_data)
     write(tmp_path / "trained", f"{A3}.ipynb", solved(A3))
