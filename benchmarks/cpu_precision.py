@@ -38,14 +38,14 @@ from _meta import RESULTS, meta  # noqa: E402
 RUNS = [("fp32", 0), ("bf16", 0), ("fp32", 1)]
 FULL = {"train_images": 8_000, "test_images": 2_000, "epochs": 2}
 QUICK = {"train_images": 64, "test_images": 64, "epochs": 1}
-RECIPE = {"batch_size": 128, "lr": 0.1, "weight_decay": 5e-4, "label_smoothing": 0.1, "schedule": "onecycle",
-          "warmup": 0.2}
+
 
 
 def train_once(precision: str, seed: int, size: dict, batch_size: int) -> dict:
     """One short run; returns its test accuracy (fp32 evaluation) and its training seconds."""
     from course_pkg.data import get_loaders
     from course_pkg.models import create
+    from course_pkg.recipes import CIFAR10
     from course_pkg.train import evaluate_accuracy, fit
 
     torch.manual_seed(seed)
@@ -53,8 +53,8 @@ def train_once(precision: str, seed: int, size: dict, batch_size: int) -> dict:
     train, test = get_loaders("cifar10", batch_size=batch_size, device="cpu", limit=size["train_images"],
                               test_limit=size["test_images"], seed=seed, download=False)
     start = time.perf_counter()
-    history = fit(model, train, epochs=size["epochs"], device="cpu", precision=precision, channels_last=True,
-                  seed=seed, progress=False, **{k: v for k, v in RECIPE.items() if k != "batch_size"})
+    recipe = CIFAR10.replace(epochs=size["epochs"], precision=precision)  # only these two differ
+    history = fit(model, train, **recipe.fit_kwargs(), device="cpu", seed=seed, progress=False)
     seconds = time.perf_counter() - start
     accuracy, n = evaluate_accuracy(model, test, "cpu", precision="fp32")
     return {"precision": precision, "seed": seed, "test_acc": accuracy, "test_n": n, "train_seconds": seconds,
@@ -82,8 +82,8 @@ def markdown(result: dict) -> str:
              f"CPU: {result['device']} · date {result['date']} · commit {result['commit']} · torch {result['torch']}",
              f"Command: `{result['command']}`", "",
              f"{result['size']['epochs']} epochs on {result['size']['train_images']:,} training images (spread over "
-             f"the split), batch {result['batch']}, one-cycle peak lr {RECIPE['lr']}, label smoothing "
-             f"{RECIPE['label_smoothing']}, channels_last in every run; test accuracy in fp32 on "
+             f"the split), batch {result['batch']}, one-cycle peak lr {result['recipe']['lr']}, label smoothing "
+             f"{result['recipe']['label_smoothing']}, channels_last in every run; test accuracy in fp32 on "
              f"{result['size']['test_images']:,} test images.", "",
              "| precision | seed | test accuracy | last train loss | training s |", "|---|---|---|---|---|"]
     for r in result["runs"]:
@@ -121,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     size = QUICK if args.quick else FULL
-    batch = 16 if args.quick else RECIPE["batch_size"]
+    from course_pkg.recipes import CIFAR10
+
+    batch = 16 if args.quick else CIFAR10.batch_size
     runs = []
     for precision, seed in RUNS:
         runs.append(train_once(precision, seed, size, batch))
@@ -129,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
     command = "python benchmarks/cpu_precision.py" + ("" if argv is None and len(sys.argv) == 1 else
                                                       " " + " ".join(sys.argv[1:] if argv is None else argv))
-    result = {**meta(torch.device("cpu")), "command": command, "quick": args.quick, "size": size, "batch": batch, "recipe": RECIPE,
+    result = {**meta(torch.device("cpu")), "command": command, "quick": args.quick, "size": size, "batch": batch, "recipe": CIFAR10.replace(epochs=size["epochs"]).as_dict(),
               "runs": runs, "verdict": verdict(runs)}
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "cpu_precision.json").write_text(json.dumps(result, indent=2) + "\n")

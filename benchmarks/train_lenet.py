@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from course_pkg.cli import main as course
-    from course_pkg.train import MNIST_RECIPE
+    from course_pkg.recipes import MNIST
 
     work = SCRATCH / "lenet" if args.out_dir == RESULTS else args.out_dir / "checkpoints"
     work.mkdir(parents=True, exist_ok=True)
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
                      "train_seconds": round(record["train_seconds"], 1),
                      "within_quick_budget": record["train_seconds"] <= QUICK_BUDGET_SECONDS,
                      "command": record["command"]})
-        if args.publish and epochs == MNIST_RECIPE["epochs"] and not args.limit:
+        if args.publish and epochs == MNIST.epochs and not args.limit:
             for suffix in (".pt", ".json"):
                 shutil.copyfile(out.with_suffix(suffix), PRETRAINED / f"lenet5_mnist{suffix}")
 

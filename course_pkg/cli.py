@@ -10,8 +10,8 @@
 Multi-GPU: ``torchrun --nproc_per_node=8 -m course_pkg.cli train ...`` (each process reads its
 shard of the data; only rank 0 prints and writes the checkpoint).
 
-Hyperparameters default to the data set's recipe in :mod:`course_pkg.train` (``CIFAR_RECIPE``,
-``MNIST_RECIPE``); every flag overrides one entry.  Mistakes (a missing file, an unknown model, no
+Hyperparameters default to the data set's recipe in :mod:`course_pkg.recipes` (``CIFAR10``,
+``MNIST``); every flag replaces one field.  Mistakes (a missing file, an unknown model, no
 data) print one line on stderr and exit with status 2, never a traceback.
 """
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import dataclasses
 import json
 import os
 import subprocess
@@ -97,24 +96,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     from .models import available, create
-    from .train import RECIPES, distributed_env, fit, is_main_process, pick_device, seed_everything
     from .checkpoint import load_checkpoint
+    from .recipes import RECIPES, Recipe
+    from .train import distributed_env, fit, is_main_process, pick_device, seed_everything
 
     if args.model not in available():
         raise UserError(f"unknown model {args.model!r}; available: {', '.join(available())}")
     dataset = args.data or default_dataset(args.model)
     if dataset not in RECIPES:
         raise UserError(f"unknown data set {dataset!r}; choose one of {', '.join(RECIPES)}")
-    recipe = dict(RECIPES[dataset])
-    for key in ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "warmup",
-                "label_smoothing", "aux_weight", "precision", "channels_last", "compile", "augment", "cutout"):
-        value = getattr(args, key)
-        if value is not None:
-            recipe[key] = value
+    # the data set's recipe (course_pkg.recipes), each flag given replacing one field
+    flags = {f: getattr(args, f) for f in Recipe.__dataclass_fields__ if getattr(args, f, None) is not None}
     if args.compile_mode:
         if args.compile is False:
             raise UserError("--compile-mode needs compile: drop --no-compile")
-        recipe["compile"] = args.compile_mode
+        flags["compile"] = args.compile_mode
+    if flags.get("cutout") and flags.get("augment") is False:
+        raise UserError("--cutout is an augmentation: it cannot be combined with --no-augment")
+    try:
+        recipe = RECIPES[dataset].replace(**flags)
+    except (TypeError, ValueError) as err:
+        raise UserError(f"{err} (check the flags)") from None
     kwargs = parse_kwargs(args.kw)
     seed_everything(args.seed)
     try:
@@ -125,25 +127,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     rank, world, _ = distributed_env()
     data = _data()
-    augment = recipe["augment"]
-    if recipe.get("cutout"):
-        if not augment:
-            raise UserError("--cutout is an augmentation: it cannot be combined with --no-augment")
-        augment = dataclasses.replace(data.DEFAULT_AUGMENT[dataset], cutout=int(recipe["cutout"]))
     train_loader, test_loader = data.get_loaders(
-        dataset, batch_size=recipe["batch_size"], device=device, augment=augment,
-        limit=args.limit, seed=args.seed, rank=rank, world_size=world,
-        channels_last=bool(recipe["channels_last"]) and device.type == "cuda")
+        **recipe.loader_kwargs(), device=device, limit=args.limit, seed=args.seed, rank=rank, world_size=world,
+        channels_last=bool(recipe.channels_last) and device.type == "cuda")
     main = rank == 0
     if main:
         print(f"training {args.model} {kwargs or ''} on {dataset} ({len(train_loader)} batches of "
-              f"{recipe['batch_size']} per epoch) on {device}", file=sys.stderr)
+              f"{recipe.batch_size} per epoch) on {device}", file=sys.stderr)
 
     def report(history) -> None:
         r = history.records[-1]
         if is_main_process():
             val = f"  test acc {r['val_acc']:.4f}" if r["val_acc"] is not None else ""
-            print(f"epoch {r['epoch']}/{recipe['epochs']}  loss {r['train_loss']:.4f}  train acc "
+            print(f"epoch {r['epoch']}/{recipe.epochs}  loss {r['train_loss']:.4f}  train acc "
                   f"{r['train_acc']:.4f}{val}  {r['seconds']:.1f} s  {r['images_per_s']:.0f} img/s",
                   file=sys.stderr, flush=True)
 
@@ -153,14 +149,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         "command": "course " + " ".join(sys.argv[1:] if args.argv is None else args.argv),
         "commit": source_commit(), "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "recipe": {k: v for k, v in recipe.items()}, "cpu_threads": torch.get_num_threads(),
+        "recipe": {k: v for k, v in recipe.as_dict().items() if k not in ("dataset", "measured_in")},
+        "cpu_threads": torch.get_num_threads(),
     }
-    fit_keys = ("optimizer", "lr", "weight_decay", "schedule", "warmup", "label_smoothing", "aux_weight",
-                "precision", "channels_last", "compile", "momentum", "nesterov")
-    history = fit(model, train_loader, epochs=recipe["epochs"], val_loader=None if args.no_val else test_loader,
+    history = fit(model, train_loader, val_loader=None if args.no_val else test_loader, **recipe.fit_kwargs(),
                   device=device, seed=args.seed, checkpoint_path=args.out, meta=meta,
-                  resume=not args.no_resume, callback=report, progress=args.progress,
-                  **{k: recipe[k] for k in fit_keys if k in recipe})
+                  resume=not args.no_resume, callback=report, progress=args.progress)
     if main:
         # The JSON beside the checkpoint: the same metadata, readable without torch.
         _, saved = load_checkpoint(args.out)
@@ -260,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="course", description="Going Deeper: train, evaluate, grade.")
     sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,pretrained,grade}")
 
-    t = sub.add_parser("train", help="train a network (recipe defaults from course_pkg.train)")
+    t = sub.add_parser("train", help="train a network (defaults: the data set's recipe in course_pkg.recipes)")
     t.add_argument("--model", required=True, help="a name from course_pkg.models.available()")
     t.add_argument("--kw", nargs="*", default=[], metavar="KEY=VALUE", help="model keyword arguments")
     t.add_argument("--data", choices=["mnist", "cifar10"], help="default: mnist for lenet*, else cifar10")

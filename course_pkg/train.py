@@ -1,21 +1,23 @@
 """The one training loop of the course: :func:`fit`.
 
 Used by the book, the assignment solutions and ``course train``.  Read it top to bottom: the
-recipes (hyperparameters as plain dicts), the loss with GoogLeNet's auxiliary heads, the
+loss with GoogLeNet's auxiliary heads, the
 optimizer and learning-rate schedules, one epoch (:func:`train_one_epoch`), then :func:`fit`
 itself — a plain PyTorch loop with the speed tricks named where they happen.  What ``fit`` leans
-on lives in modules of their own: the device, precision and memory layout
+on lives in modules of their own: the hyperparameters (:mod:`course_pkg.recipes`), the device, precision and memory layout
 (:mod:`course_pkg.device`), DDP under ``torchrun`` (:mod:`course_pkg.distributed`), saving and
 resuming (:mod:`course_pkg.train_state`), the validation pass (:func:`evaluate_accuracy`, in
 :mod:`course_pkg.evaluate`).
 
->>> from course_pkg.train import fit, CIFAR_RECIPE
->>> history = fit(model, train_loader, epochs=30, val_loader=test_loader)   # doctest: +SKIP
+>>> from course_pkg.recipes import CIFAR10
+>>> from course_pkg.train import fit
+>>> history = fit(model, train_loader, val_loader=test_loader, **CIFAR10.fit_kwargs())  # doctest: +SKIP
 >>> history.val_acc[-1]                                                      # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
@@ -34,53 +36,6 @@ from .evaluate import evaluate_accuracy  # the validation pass of fit (importabl
 from .models.googlenet import AUX_LOSS_WEIGHT  # the paper's 0.3 per auxiliary head (section 5)
 from .models.googlenet import main_logits
 from .train_state import seed_everything  # noqa: F401 (re-exported)
-
-# --------------------------------------------------------------------------------------------
-# Recipes: every hyperparameter in one place.  "measured" = this value was part of a run whose
-# result is recorded (an H100 run of benchmarks/train_cifar.py in 2026-11 for CIFAR, whose result file
-# is not in this repository yet; benchmarks/results/ and pretrained/*.json for the rest); "guessed" = a conventional value nobody has ablated here yet.  Change one, measure it
-# with benchmarks/train_cifar.py, and update the tag.
-# --------------------------------------------------------------------------------------------
-CIFAR_RECIPE: dict[str, Any] = dict(
-    epochs=30,             # measured: 30 epochs → 89.8–90.8% (BN layout, the H100 run above)
-    batch_size=512,        # guessed: fills an H100 at 0.37 GMAC/image; not ablated
-    optimizer="sgd",       # measured: SGD + Nesterov was the recipe of the H100 run above
-    lr=0.2,                # guessed: peak of the one-cycle schedule for batch 512
-    momentum=0.9,          # guessed: the paper's value (section 6)
-    nesterov=True,         # measured (as part of the H100 recipe), not ablated alone
-    weight_decay=5e-4,     # guessed: the usual CIFAR value; not applied to biases / BN
-    schedule="onecycle",   # measured (as part of the H100 recipe)
-    warmup=0.2,            # guessed: fraction of steps spent warming up
-    label_smoothing=0.1,   # measured (as part of the H100 recipe)
-    aux_weight=AUX_LOSS_WEIGHT,  # the paper's weight for each auxiliary loss (section 5)
-    augment=True,          # measured: padded random crop + flip (as part of the H100 recipe)
-    cutout=0,              # guessed: off; a square of this size blanked per image (course train --cutout)
-    precision="auto",      # measured: bf16 autocast on the H100
-    channels_last=True,    # measured: on in every H100 run (not ablated alone)
-    compile=False,         # measured: compile costs 80–130 s, does not pay for short runs (H100)
-)
-
-MNIST_RECIPE: dict[str, Any] = dict(
-    epochs=4,              # measured on the 2-core CPU, see course_pkg/pretrained/lenet5_mnist.json
-    batch_size=128,        # guessed: small batches train LeNet fastest per epoch on a CPU
-    optimizer="sgd",
-    lr=0.1,                # guessed, then kept because the run reached ≥ 99% (see the JSON)
-    momentum=0.9,
-    nesterov=True,
-    weight_decay=5e-4,     # guessed
-    schedule="onecycle",
-    warmup=0.2,
-    label_smoothing=0.0,   # guessed: LeNet is too small to overfit MNIST badly in 4 epochs
-    aux_weight=0.0,
-    augment=False,         # guessed: no augmentation needed for ≥ 99% on MNIST
-    cutout=0,
-    precision="auto",
-    channels_last=False,
-    compile=False,
-)
-
-RECIPES: dict[str, dict[str, Any]] = {"cifar10": CIFAR_RECIPE, "mnist": MNIST_RECIPE}
-
 
 # --------------------------------------------------------------------------------------------
 # The loss: main head + 0.3 x each auxiliary head (paper, section 5)
@@ -208,10 +163,11 @@ def lr_factor(schedule: str, step: int, total_steps: int, warmup: float = 0.2) -
 # --------------------------------------------------------------------------------------------
 def train_one_epoch(
     net: nn.Module, loader: Iterable, opt: torch.optim.Optimizer, scheduler: Any,
-    scaler: torch.amp.GradScaler, criterion: Callable, *, aux_weight: float, device: torch.device,
-    precision: str, channels_last: bool, bar: Any = None,
+    scaler: torch.amp.GradScaler, loss_fn: Callable[[Any, torch.Tensor], torch.Tensor], *,
+    device: torch.device, precision: str, channels_last: bool, bar: Any = None,
 ) -> dict[str, Any]:
-    """One pass over ``loader``, one optimizer and learning-rate step per batch.
+    """One pass over ``loader``, one optimizer and learning-rate step per batch, minimising
+    ``loss_fn(net(x), y)``.
 
     Returns the epoch's record without its number: ``train_loss`` and ``train_acc`` over every
     rank's images, ``val_acc`` (None, filled in by :func:`fit`), ``lr`` (after the last step),
@@ -231,7 +187,7 @@ def train_one_epoch(
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(device, precision):
             outputs = net(x)
-            loss = googlenet_loss(outputs, y, criterion, aux_weight)
+            loss = loss_fn(outputs, y)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()  # the scaler only scales for fp16 (GPUs without bf16)
         scaler.step(opt)
@@ -298,6 +254,15 @@ def _wrap(model: nn.Module, device: torch.device, world: int, compile: bool | st
     return net
 
 
+def _loss(loss_fn: Callable | None, label_smoothing: float, aux_weight: float) -> tuple[Callable, dict[str, str]]:
+    """The loss fit minimises, and for a caller's own ``loss_fn`` its name for the saved settings
+    (a resumed run must minimise the same loss)."""
+    if loss_fn is not None:
+        return loss_fn, {"loss": getattr(loss_fn, "__qualname__", type(loss_fn).__name__)}
+    criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    return functools.partial(googlenet_loss, criterion=criterion, aux_weight=aux_weight), {}
+
+
 def _quiet_by_default() -> bool:
     return os.environ.get("COURSE_QUIET", "").lower() in {"1", "true", "yes"} or not sys.stderr.isatty()
 
@@ -328,6 +293,7 @@ def fit(
     optimizer: str = "sgd", lr: float = 0.1, momentum: float = 0.9, nesterov: bool = True,
     weight_decay: float = 5e-4, schedule: str = "onecycle", warmup: float = 0.2,
     label_smoothing: float = 0.0, aux_weight: float = AUX_LOSS_WEIGHT,
+    loss_fn: Callable[[Any, torch.Tensor], torch.Tensor] | None = None,
     device: str | torch.device | None = None, precision: str = "auto", channels_last: bool | None = None,
     compile: bool | str = False, progress: bool | str = "auto", seed: int | None = 0,
     checkpoint_path: str | os.PathLike | None = None, meta: dict[str, Any] | None = None,
@@ -335,7 +301,9 @@ def fit(
 ) -> History:
     """Train ``model`` in place on ``train_loader`` (any sized iterable of ``(x, y)`` batches).
 
-    Loss: :func:`googlenet_loss` with ``label_smoothing``.  Learning rate: ``schedule``
+    Loss: ``loss_fn(outputs, targets)`` where ``outputs`` is what the model returns in training
+    mode; by default :func:`googlenet_loss` with ``label_smoothing`` and ``aux_weight`` (a network
+    without auxiliary heads gets the plain cross-entropy).  Learning rate: ``schedule``
     (:func:`lr_factor`), stepped every batch, peaking at ``lr``.  Speed: ``precision="auto"``
     and ``channels_last=None`` follow :func:`~course_pkg.device.pick_precision` and
     :func:`~course_pkg.device.default_channels_last`; ``compile=True`` (or a mode such as
@@ -365,11 +333,11 @@ def fit(
     total_steps = epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(schedule, step, total_steps, warmup))
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    loss_fn, custom = _loss(loss_fn, label_smoothing, aux_weight)
     settings = dict(epochs=epochs, steps_per_epoch=steps_per_epoch, optimizer=optimizer, lr=lr,
                     momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
                     schedule=schedule, warmup=warmup, label_smoothing=label_smoothing,
-                    aux_weight=aux_weight, precision=precision, world_size=world)
+                    aux_weight=aux_weight, precision=precision, world_size=world, **custom)
     history, start_epoch = History(), 0
     if checkpoint_path and resume:
         records, start_epoch = train_state.resume(checkpoint_path, settings, model, opt, scheduler, scaler, device)
@@ -382,7 +350,7 @@ def fit(
             train_loader.set_epoch(epoch)
         bar = _progress_bar(show, steps_per_epoch, epoch, epochs)
         record = {"epoch": epoch + 1, **train_one_epoch(
-            net, train_loader, opt, scheduler, scaler, criterion, aux_weight=aux_weight, device=device,
+            net, train_loader, opt, scheduler, scaler, loss_fn, device=device,
             precision=precision, channels_last=channels_last, bar=bar)}
         if val_loader is not None:
             t1 = time.perf_counter()

@@ -82,8 +82,9 @@ def resume(checkpoint_path: str | os.PathLike, settings: dict[str, Any], model: 
     if not rpath.exists():
         return [], 0
     state = safe_load(rpath, "resume state")
-    changed = {k: (state["settings"].get(k), v) for k, v in settings.items()
-               if k != "world_size" and state["settings"].get(k) != v}
+    saved = state["settings"]
+    changed = {k: (saved.get(k), settings.get(k)) for k in {*saved, *settings}
+               if k != "world_size" and saved.get(k) != settings.get(k)}
     if changed:
         diff = ", ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in changed.items())
         raise CheckpointError(

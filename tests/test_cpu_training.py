@@ -35,7 +35,7 @@ def test_reference_runs_are_resumable_course_train_commands(reference):
         assert args[0] == "train" and "--no-resume" not in args  # a second call continues the run
         out = args[args.index("--out") + 1]
         assert out == f".cache/reference/{name}.pt"  # git-ignored, relative: the command reads the same anywhere
-        assert int(args[args.index("--epochs") + 1]) == reference.RUNS[name]["recipe"]["epochs"]
+        assert int(args[args.index("--epochs") + 1]) == reference.recipe(name)["epochs"]
     ships = [r["ships"] for r in reference.RUNS.values() if r["ships"]]
     assert ships == ["googlenet_cifar", "googlenet_cifar_faithful"]
     # the faithful checkpoint keeps the aux heads: assignment 3's grader loads the student's whole network

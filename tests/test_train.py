@@ -9,10 +9,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from course_pkg.checkpoint import load_checkpoint, resume_path
+from course_pkg.checkpoint import CheckpointError, load_checkpoint, resume_path
 from course_pkg.train import (
     AUX_LOSS_WEIGHT,
-    CIFAR_RECIPE,
     History,
     fit,
     googlenet_loss,
@@ -208,9 +207,20 @@ def test_progress_is_quiet_in_book_builds(capsys, monkeypatch):
     assert "epoch 1/1" in capsys.readouterr().err
 
 
-def test_recipe_is_one_dict():
-    assert CIFAR_RECIPE["label_smoothing"] == 0.1 and CIFAR_RECIPE["batch_size"] == 512
-    assert CIFAR_RECIPE["aux_weight"] == AUX_LOSS_WEIGHT
+def test_fit_minimises_the_callers_loss(tmp_path):
+    """loss_fn replaces the default loss: a loss that ignores the labels trains the weights to its
+    own minimum (here: every logit pushed to 3), and a resume with another loss is refused."""
+    def logits_to_three(outputs, targets):
+        return (outputs - 3).pow(2).mean()
+
+    model, data = _toy_model(), _toy_data(n=256)
+    history = fit(model, data, epochs=5, lr=0.05, loss_fn=logits_to_three, progress=False,
+                  checkpoint_path=tmp_path / "toy.pt")
+    assert history.train_loss[-1] < 0.1 * history.train_loss[0]
+    with torch.no_grad():
+        assert (model(data[0][0]) - 3).abs().mean() < 0.3
+    with pytest.raises(CheckpointError, match=r"loss: saved '.*logits_to_three', now None"):
+        fit(_toy_model(), data, epochs=5, lr=0.05, progress=False, checkpoint_path=tmp_path / "toy.pt")
 
 
 # ------------------------------------------------------------------------------------------
