@@ -30,10 +30,9 @@ from .models.googlenet import main_logits
 from .multicrop import (FIVE_POSITIONS, PAPER_CROP, PAPER_SCALES, POSITIONS_144,  # noqa: F401 (re-exported)
                         SCHEMES, SQUARES_LANDSCAPE, SQUARES_PORTRAIT, ViewBox, centre_offset,
                         _as_batch, multicrop_boxes, multicrop_views, n_views, resized_size, view_order)
-from .multicrop_figures import plot_multicrop_boxes, plot_multicrop_views  # noqa: F401 (re-exported)
+from .multicrop_figures import (PAPER_TABLE3_TOP5_ERROR, format_table3, plot_multicrop_boxes,  # noqa: F401
+                                plot_multicrop_views)  # (re-exported: released notebooks import them from here)
 
-# Table 3 of the paper: top-5 error (%) on the ILSVRC 2014 validation set, by (models, crops).
-PAPER_TABLE3_TOP5_ERROR = {(1, 1): 10.07, (1, 10): 9.15, (1, 144): 7.89, (7, 1): 8.09, (7, 10): 7.62, (7, 144): 6.67}
 REDUCES = ("softmax_mean", "logit_mean", "max")
 #: autocast dtype of each precision of :func:`course_pkg.device.pick_precision`
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -385,29 +384,3 @@ def evaluate_multicrop(
         for row in rows:
             row["vs_base"] = row["top5_error"] - rows[0]["top5_error"]
     return rows
-
-
-def format_table3(rows: list[dict]) -> str:
-    """Markdown table in the layout of the paper's Table 3 (plus top-1, the averaging rule, the
-    measured time per image, and the paper's top-5 error for the same numbers of crops: its one
-    model, or its ensemble of seven for an ensemble)."""
-    lines = [
-        "| models | crops | scheme | averaging | cost | ms / image | top-1 error | top-5 error | vs base "
-        "| paper's top-5 error |",
-        "|---:|---:|---|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    quoted = set()
-    for r in rows:
-        err = f"{r['top5_error']:.2f}%" if "top5_error" in r else "—"
-        vs = "base" if r is rows[0] else (f"{r['vs_base']:+.2f}" if "vs_base" in r else "—")
-        ms = f"{r['ms_per_image']:.1f}" if "ms_per_image" in r else "—"
-        key = (1 if r["models"] == 1 else 7, r["crops"])
-        paper = "—"
-        if r["reduce"] == "softmax_mean" and key in PAPER_TABLE3_TOP5_ERROR and (r["models"], r["crops"]) not in quoted:
-            quoted.add((r["models"], r["crops"]))
-            paper = f"{PAPER_TABLE3_TOP5_ERROR[key]:.2f}% ({key[0]} model{'s' if key[0] > 1 else ''})"
-        lines.append(
-            f"| {r['models']} | {r['crops']} | {r['label']} | {r['reduce']} | {r['cost']} | {ms} | "
-            f"{100 * (1 - r['top1']):.2f}% | {err} | {vs} | {paper} |"
-        )
-    return "\n".join(lines)

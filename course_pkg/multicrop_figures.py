@@ -1,4 +1,5 @@
-"""Figures of the multi-crop views: every view of one photograph, and where the views lie in it.
+"""Figures and tables of multi-crop evaluation: every view of one photograph, where the views lie
+in it, and a table of results in the layout of the paper's Table 3.
 
 Drawn from :mod:`course_pkg.multicrop`'s own views and boxes, so a figure cannot disagree with
 what the evaluation feeds the network.
@@ -151,3 +152,33 @@ def plot_multicrop_boxes(
                  "(each also mirrored)", fontsize=10)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
+
+
+# Table 3 of the paper: top-5 error (%) on the ILSVRC 2014 validation set, by (models, crops).
+PAPER_TABLE3_TOP5_ERROR = {(1, 1): 10.07, (1, 10): 9.15, (1, 144): 7.89, (7, 1): 8.09, (7, 10): 7.62, (7, 144): 6.67}
+
+
+def format_table3(rows: list[dict]) -> str:
+    """Markdown table in the layout of the paper's Table 3 (plus top-1, the averaging rule, the
+    measured time per image, and the paper's top-5 error for the same numbers of crops: its one
+    model, or its ensemble of seven for an ensemble)."""
+    lines = [
+        "| models | crops | scheme | averaging | cost | ms / image | top-1 error | top-5 error | vs base "
+        "| paper's top-5 error |",
+        "|---:|---:|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    quoted = set()
+    for r in rows:
+        err = f"{r['top5_error']:.2f}%" if "top5_error" in r else "—"
+        vs = "base" if r is rows[0] else (f"{r['vs_base']:+.2f}" if "vs_base" in r else "—")
+        ms = f"{r['ms_per_image']:.1f}" if "ms_per_image" in r else "—"
+        key = (1 if r["models"] == 1 else 7, r["crops"])
+        paper = "—"
+        if r["reduce"] == "softmax_mean" and key in PAPER_TABLE3_TOP5_ERROR and (r["models"], r["crops"]) not in quoted:
+            quoted.add((r["models"], r["crops"]))
+            paper = f"{PAPER_TABLE3_TOP5_ERROR[key]:.2f}% ({key[0]} model{'s' if key[0] > 1 else ''})"
+        lines.append(
+            f"| {r['models']} | {r['crops']} | {r['label']} | {r['reduce']} | {r['cost']} | {ms} | "
+            f"{100 * (1 - r['top1']):.2f}% | {err} | {vs} | {paper} |"
+        )
+    return "\n".join(lines)
