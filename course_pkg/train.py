@@ -319,16 +319,13 @@ def fit(
     _check_arguments(epochs, schedule, compile)
     device = pick_device(device)
     precision = pick_precision(device, precision)
-    if channels_last is None:
-        channels_last = default_channels_last(device, precision)
+    channels_last = default_channels_last(device, precision) if channels_last is None else channels_last
     rank, world, _ = distributed.setup(device)
     steps_per_epoch = _steps_per_epoch(train_loader, world)
     if seed is not None:
         seed_everything(seed)
 
-    model.to(device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
+    model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     opt = make_optimizer(model, optimizer, lr, momentum, nesterov, weight_decay)
     total_steps = epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(schedule, step, total_steps, warmup))

@@ -28,6 +28,8 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 import torch.nn as nn
 
+from .._io import atomic_write
+
 #: The folder the test cells write to (set by the sandbox; unset when a student runs the notebook).
 ENV = "COURSE_HANDOVER"
 _current: str | None = None
@@ -257,24 +259,14 @@ def give(*names: str, **plans: Callable[[Any], dict[str, Any]]) -> None:
     checks that the names exist."""
     caller = sys._getframe(1).f_globals
     record: dict[str, Any] = {}
-    missing = []
-    for name in names:
+    missing = [name for name in (*names, *plans) if name not in caller]
+    for name in (*names, *plans):
         if name in caller:
-            record[name] = _plain(caller[name])
-        else:
-            missing.append(name)
-    for name, plan in plans.items():
-        if name in caller:
-            record[name] = plan(caller[name])
-        else:
-            missing.append(name)
+            record[name] = plans[name](caller[name]) if name in plans else _plain(caller[name])
     record["__missing__"] = missing
     folder = os.environ.get(ENV)
     if folder and _current:
-        path = Path(folder) / f"{_current}.pt"
-        tmp = path.with_suffix(".tmp")
-        torch.save(record, tmp)
-        os.replace(tmp, path)
+        atomic_write(Path(folder) / f"{_current}.pt", lambda fh: torch.save(record, fh))
     elif missing:
         print(f"not defined yet: {', '.join(missing)} — run the cells above first")
 
