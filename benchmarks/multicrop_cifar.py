@@ -3,10 +3,11 @@
     python benchmarks/multicrop_cifar.py [--models NAME,NAME] [--limit N] [--device cuda] [--bf16]
 
 On one H100, ``--bf16`` over the 10,000 test images is about 6 million views per model (the
-1/10/144-view rows together: 10,000 x (1 + 10 + 4 x 144)); on a CPU use ``--limit``.
+1/10/144-view rows together: 10,000 x (1 + 10 + 4 x 144)); on a CPU use ``--limit`` and
+``--rows paper`` (the 1, 10 and 144-view rows only), e.g. ``--rows paper --bf16 --limit 1000``.
 
 Uses the reference ``googlenet_cifar`` checkpoints shipped in ``course_pkg.pretrained`` (all of
-them by default; they are trained on a GPU, see ``course_pkg.pretrained.PLANNED``), or any
+them by default; ``benchmarks/reference_cpu.py`` trains them on a CPU), or any
 checkpoints written by ``course train`` (``--models a.pt,b.pt,...``: e.g. the BN-layout runs of
 ``train_cifar.py``, which differ in their recipes as the paper's seven models differed in their
 sampling), and the CIFAR-10
@@ -77,7 +78,7 @@ def load_models(names: list[str] | None, device: torch.device) -> tuple[list[str
         how = "; ".join(f"{n}: `{cmd}`" for n, cmd in planned.items()) or "see course_pkg.pretrained"
         raise SystemExit(
             "no googlenet_cifar checkpoints are shipped in course_pkg/pretrained "
-            f"(shipped: {', '.join(shipped) or 'none'}). Train them on a GPU first ({how}), "
+            f"(shipped: {', '.join(shipped) or 'none'}). Train them first ({how}), "
             "or name checkpoints with --models."
         )
     from course_pkg.checkpoint import CheckpointError, load_model

@@ -4,8 +4,8 @@ Colab renders plain Markdown, not MyST, so a chapter opened there would show raw
 and ``{cite}`` roles and directive fences.  The copy in ``book/colab/`` is the chapter with its
 prose finished: every glued value written in (from the book build's ``<chapter>.glue.json``), every
 citation as "(Author et al., year)" from ``references.bib``, admonitions as block quotes, MyST
-labels dropped.  Its code cells are the chapter's, outputs cleared, except that the setup cell's
-``glue`` fallback stays silent (the text already holds the numbers).
+labels dropped.  Its code cells are the chapter's, outputs cleared, except that the setup cell
+imports the silent ``glue`` (the text already holds the numbers).
 
 ``make book`` writes the copies (book_site.py calls :func:`write_copies` when the build finishes);
 commit them with the chapters.  tests/test_colab_copies.py checks them.
@@ -26,8 +26,9 @@ import re
 from pathlib import Path
 
 COPY_DIR = Path("book") / "colab"
-GLUE_FALLBACK = 'print(f"{name}: {value}")'
-SILENT_FALLBACK = "pass  # this copy's text already holds the numbers of the book's build"
+GLUE_FALLBACK = "from course_pkg.book import QUICK, glue, plt, torch"
+SILENT_FALLBACK = ("from course_pkg.book import QUICK, plt, torch\n"
+                   "from course_pkg.book import quiet_glue as glue  # this copy's text already holds the numbers")
 
 _GLUE = re.compile(r"\{glue(?::text)?\}`([\w.-]+)(?::([^`]*))?`")
 _CITE = re.compile(r"\{cite(?::(\w+))?\}`([^`]*)`")
