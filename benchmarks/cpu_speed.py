@@ -43,6 +43,12 @@ TARGET_RATIO = 2.8           # BN layout, auto over fp32_nchw
 TARGET_MATMUL_FRACTION = 0.75
 
 
+def _amx() -> bool | None:
+    """Whether torch sees AMX tiles (Intel Sapphire Rapids and later): bf16 matrix units."""
+    query = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(query()) if query is not None else None
+
+
 def matmul_rate(dtype: torch.dtype, n: int, repeats: int) -> dict:
     """Multiply-adds per second of an n x n matrix product (median over repeats)."""
     a = torch.randn(n, n).to(dtype)
@@ -143,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=7, help="matmul repeats")
     parser.add_argument("--compile", action="store_true", help="also measure torch.compile (inductor)")
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
+    parser.add_argument("--name", default="cpu_speed",
+                        help="result file name: keep cpu_speed for the machine that trained the reference runs "
+                        "(the book reads it), another name for other CPUs")
     parser.add_argument("--quick", action="store_true", help="tiny plumbing check; not a result")
     args = parser.parse_args(argv)
     if args.quick:
@@ -160,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
               "threads": torch.get_num_threads(), "batch": args.batch, "images_per_epoch": len(labels),
               "epochs": args.epochs, "quick": args.quick,
               "cpu_capability": {"torch": torch.backends.cpu.get_cpu_capability(),
-                                 "native_bf16": cpu_has_native_bf16()}}
+                                 "native_bf16": cpu_has_native_bf16(), "amx": _amx()}}
     result["matmul"] = {name: matmul_rate(dtype, args.matmul_n, args.repeats)
                         for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
     result["bf16_over_fp32_matmul"] = result["matmul"]["bf16"]["macs_per_s"] / result["matmul"]["fp32"]["macs_per_s"]
@@ -191,8 +200,8 @@ def main(argv: list[str] | None = None) -> int:
                          "matmul_fraction": best_bn["matmul_fraction"],
                          "matmul_fraction_met": best_bn["matmul_fraction"] >= TARGET_MATMUL_FRACTION}
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "cpu_speed.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out_dir / "cpu_speed.md").write_text(markdown(result))
+    (args.out_dir / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out_dir / f"{args.name}.md").write_text(markdown(result))
     ship_results(args.out_dir)
     print(markdown(result))
     return 0
