@@ -172,9 +172,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .checkpoint import load_model
-    from .train import evaluate_accuracy, pick_device
+    from .train import evaluate_accuracy, pick_device, pick_precision
 
     device = pick_device(args.device)
+    precision = pick_precision(device, args.precision)
     if args.pretrained:
         from . import pretrained
 
@@ -193,18 +194,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     loader = data.GpuLoader(images, labels, args.batch_size, dataset=dataset, device=device)
     load_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
-    acc, n = evaluate_accuracy(model, loader, device)
+    acc, n = evaluate_accuracy(model, loader, device, precision=precision)
     seconds = time.perf_counter() - t0
     result = {
         "accuracy": acc, "n": n, "seconds": round(seconds, 3), "data_seconds": round(load_seconds, 3),
         "model": meta.get("model"), "model_kwargs": meta.get("model_kwargs"), "dataset": dataset,
-        "checkpoint": str(ckpt), "device": str(device), "limit": args.limit,
+        "checkpoint": str(ckpt), "device": str(device), "precision": precision, "limit": args.limit,
         "recorded_test_acc": (meta.get("metrics") or {}).get("val_acc"),
     }
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{result['model']} on {dataset} test ({n} images): accuracy {acc:.4f}  ({seconds:.1f} s on {device})")
+        print(f"{result['model']} on {dataset} test ({n} images): accuracy {acc:.4f}  ({seconds:.1f} s on {device}, {precision})")
     return 0
 
 
@@ -291,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", choices=["mnist", "cifar10"], help="default: the one in the checkpoint")
     e.add_argument("--limit", type=int, help="evaluate on N test images spread evenly over the split")
     e.add_argument("--batch-size", type=int, default=500)
+    e.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto",
+                   help="auto: bf16 where the device has it natively, else fp32 (fp32: the exact figure)")
     e.add_argument("--device")
     e.add_argument("--threads", type=int, help="CPU threads for torch")
     e.add_argument("--json", action="store_true", help="print one JSON object")

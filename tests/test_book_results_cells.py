@@ -155,20 +155,32 @@ def test_chapter8_draws_table3(repo_root, tmp_path, monkeypatch, shown, capsys):
     monkeypatch.setenv("COURSE_RESULTS", str(tmp_path))
     from course_pkg import evaluate
 
-    _exec(_cells(repo_root, "08_multicrop.ipynb"), {"evaluate": evaluate})
-    assert "No multi-crop results in this copy" not in capsys.readouterr().out
+    glued = {}
+    _exec(_cells(repo_root, "08_multicrop.ipynb"),
+          {"evaluate": evaluate, "glue": lambda name, value, display=True: glued.__setitem__(name, value)})
+    out = capsys.readouterr().out
+    assert "No multi-crop results in this copy" not in out and "One network only" not in out
     (table,) = [str(x) for x in shown]
     assert "googlenet_cifar_bn, googlenet_cifar_faithful on 4 test images (NVIDIA H100" in table
     assert evaluate.format_table3(rows) in table
     assert len(plt.get_fignums()) == 1
+    # the text's figures are the one-model rows of the file (softmax averaging), 1 / 10 / 144 views
+    single = {r["crops"]: r for r in rows if r["models"] == 1 and r["reduce"] == "softmax_mean"}
+    assert glued["t3_images"] == "4" and set(single) == {1, 10, 144}
+    for crops in (1, 10, 144):
+        assert glued[f"t3_err_{crops}"] == f"{100 * (1 - single[crops]['top1']):.2f}"
+    assert glued["t3_ms_144"] == f"{single[144]['ms_per_image']:.1f}"
 
 
 def test_chapter8_without_table3_says_how_to_make_it(repo_root, tmp_path, monkeypatch, shown, capsys):
     monkeypatch.setenv("COURSE_RESULTS", str(tmp_path))
     from course_pkg import evaluate
 
-    _exec(_cells(repo_root, "08_multicrop.ipynb"), {"evaluate": evaluate})
+    glued = {}
+    _exec(_cells(repo_root, "08_multicrop.ipynb"),
+          {"evaluate": evaluate, "glue": lambda name, value, display=True: glued.__setitem__(name, value)})
     assert "No multi-crop results in this copy" in capsys.readouterr().out and shown == []
+    assert glued["t3_err_144"] == "n/a" and glued["t3_images"] == "no"
 
 
 def _cells_by_id(repo_root, chapter, ids):

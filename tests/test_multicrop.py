@@ -473,7 +473,7 @@ def test_cifar_script_without_checkpoints_says_what_to_do(monkeypatch):
     from course_pkg import pretrained
 
     monkeypatch.setattr(pretrained, "available", lambda: [])
-    with pytest.raises(SystemExit, match="no googlenet_cifar checkpoints.*Train them on a GPU"):
+    with pytest.raises(SystemExit, match="no googlenet_cifar checkpoints.*Train them first.*reference_cpu.py bn"):
         bench.main(["--limit", "2", "--no-write"])
 
 
