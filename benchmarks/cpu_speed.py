@@ -132,6 +132,10 @@ def markdown(r: dict) -> str:
               f"- ≥ {TARGET_RATIO}x fp32 NCHW: {t['ratio']:.2f}x — {'met' if t['ratio_met'] else 'not met'}",
               f"- ≥ {TARGET_MATMUL_FRACTION:.0%} of the bf16 matmul rate: {t['matmul_fraction']:.0%} — "
               f"{'met' if t['matmul_fraction_met'] else 'not met'}",
+              *([f"- **On this CPU bf16 matrix products are slower than fp32** (bf16/fp32 = "
+                 f"{r['bf16_over_fp32_matmul']:.2f}; AMX matrix units: {'yes' if r['cpu_capability'].get('amx') else 'no'}), so the bf16 "
+                 "matmul rate is no ceiling here and the fraction above says nothing: compare the images/s."]
+                if r["bf16_over_fp32_matmul"] < 1 else []),
               "", "Forward multiply-adds per image (course_pkg.profile.count_macs): "
               + ", ".join(f"{k} {v:,}" for k, v in r["forward_macs"].items()) + ".",
               "Timings on a CPU depend on what else runs: the ratios are the comparison.", ""]
@@ -153,7 +157,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="result file name: keep cpu_speed for the machine that trained the reference runs "
                         "(the book reads it), another name for other CPUs")
     parser.add_argument("--quick", action="store_true", help="tiny plumbing check; not a result")
+    parser.add_argument("--render", action="store_true", help="only rewrite <name>.md from <name>.json")
     args = parser.parse_args(argv)
+    if args.render:
+        (args.out_dir / f"{args.name}.md").write_text(markdown(json.loads((args.out_dir / f"{args.name}.json").read_text())))
+        return 0
     if args.quick:
         if args.out_dir.resolve() == RESULTS.resolve():
             parser.error("--quick numbers are not results: give --out-dir outside benchmarks/results/")
