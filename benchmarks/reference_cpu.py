@@ -48,12 +48,12 @@ RUNS: dict[str, dict] = {
         what="BN layout (BN after every conv, no LRN), aux heads 0.3: the course's reference"),
     "faithful": dict(
         kw={"stem": "16", "batch_norm": False, "init": "he"},
-        changes={"epochs": 12, "lr": 0.05},  # guessed: a lower peak for the network without BN; 12 epochs fit 1.5 CPU hours
+        changes={"epochs": 6, "lr": 0.05},  # lr guessed: a lower peak for the network without BN; 6 epochs: about 2 hours of a 2-core CPU without AMX (cpu_speed_no_amx.json: 45 img/s)
         ships="googlenet_cifar_faithful", keep_aux=True,  # assignment 3's grader loads the aux heads
         what="paper-faithful: LRN, no BN, true 5x5, aux heads 0.3, He init"),
     "faithful_noaux": dict(
         kw={"stem": "16", "batch_norm": False, "init": "he", "aux_logits": False},
-        changes={"epochs": 12, "lr": 0.05},  # guessed: a lower peak for the network without BN; 12 epochs fit 1.5 CPU hours
+        changes={"epochs": 6, "lr": 0.05},  # lr guessed: a lower peak for the network without BN; 6 epochs: about 2 hours of a 2-core CPU without AMX (cpu_speed_no_amx.json: 45 img/s)
         ships=None, keep_aux=False,
         what="paper-faithful without the auxiliary heads (the aux ablation)"),
     # one epoch each: the question is which initialisation learns at all (about 11 minutes a run)
