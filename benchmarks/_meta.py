@@ -37,7 +37,17 @@ def device_name(device: torch.device | str | None = None, threads: int | None = 
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     threads = threads or torch.get_num_threads()
-    return f"{cpu_model()}, {threads} threads ({os.cpu_count()} cores visible)"
+    return f"{cpu_model()}{_matrix_units()}, {threads} threads ({os.cpu_count()} cores visible)"
+
+
+def _matrix_units() -> str:
+    """" with AMX" / " without AMX": CPUs of one model name differ in it, and bf16 training speed
+    with them (benchmarks/results/cpu_speed.md against cpu_speed_no_amx.md)."""
+    query = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    try:
+        return "" if query is None else (" with AMX" if query() else " without AMX")
+    except RuntimeError:  # a torch build without the query's backend
+        return ""
 
 
 def meta(device: torch.device | str | None = None) -> dict:
