@@ -278,10 +278,11 @@ checks.require(abs(_plain - float(_main)) < 1e-4,
 # This trains your `GoogLeNet` with the course's training loop (`course_pkg.train.fit`: SGD
 # with Nesterov momentum, a one-cycle learning rate, bf16 or fp16 mixed precision) on **your
 # loss**: `fit` minimises `googlenet_loss` from section 3, so a mistake there shows in training.
-# The settings are the course's CIFAR-10 recipe (`course_pkg.recipes.CIFAR10`) with the two
-# changes of its reference run of this network, `googlenet_cifar_faithful`; that run used the
-# recipe's label smoothing of 0.1, which your loss leaves out, so expect an accuracy near
-# that run's, not the same.  It saves a resumable checkpoint after every epoch: if the session
+# The settings are the course's CIFAR-10 recipe (`course_pkg.recipes.CIFAR10`) with the lower
+# peak learning rate of its reference run of this network, `googlenet_cifar_faithful`, and
+# more epochs than that run (it trained on a 2-core CPU).  That run used the recipe's label
+# smoothing of 0.1, which your loss leaves out, so expect an accuracy near or above that run's,
+# not the same.  It saves a resumable checkpoint after every epoch: if the session
 # ends, run the cell again and it continues.
 #
 # When the grader runs this notebook the cell is skipped and your submitted
@@ -298,7 +299,7 @@ from course_pkg.recipes import CIFAR10
 from course_pkg.train import cpu_has_native_bf16
 
 CHECKPOINT = Path("googlenet_cifar.pt")
-# The reference run's changes: a lower peak learning rate for a network without batch norm, 12 epochs.
+# The faithful reference run's lower peak learning rate (no batch norm); more epochs than its CPU budget.
 RECIPE = CIFAR10.replace(epochs=12, lr=0.05)
 
 if "googlenet_cifar_faithful" in pretrained.available():
@@ -350,7 +351,11 @@ try:
 except checks.CheckFailed as _err:
     raise checks.CheckFailed(f"no accuracy without a checkpoint: {_err}") from None
 _acc = checks.subset_accuracy(_model, n=250, seed=20150607)
-_fraction = next((_f for _t, _f in ((0.80, 1.0), (0.70, 0.75), (0.55, 0.5), (0.40, 0.25)) if _acc >= _t), 0.0)
+# Calibrated on the course's reference run of this network (googlenet_cifar_faithful, 6 epochs on a
+# CPU: 73.0% on the full test split, 74.4% on these 250 images; benchmarks/results/reference_faithful.md).
+# Full points: within 3 points of it (the students' 12 epochs should pass it); then what the reference
+# had after 3, 2 and 1 of its epochs (60.3, 49.3, 39.6%), rounded down; chance is 10%.
+_fraction = next((_f for _t, _f in ((0.70, 1.0), (0.60, 0.75), (0.45, 0.5), (0.30, 0.25)) if _acc >= _t), 0.0)
 print(f"accuracy on the grader's 250 CIFAR-10 test images: {_acc:.1%} -> {_fraction:.0%} of the points")
 checks.partial_credit(_fraction, 6)
 ### END HIDDEN TESTS

@@ -4,7 +4,9 @@
 
 On one H100, ``--bf16`` over the 10,000 test images is about 6 million views per model (the
 1/10/144-view rows together: 10,000 x (1 + 10 + 4 x 144)); on a CPU use ``--limit`` and
-``--rows paper`` (the 1, 10 and 144-view rows only), e.g. ``--rows paper --bf16 --limit 1000``.
+``--rows paper`` (the 1, 10 and 144-view rows only), e.g. ``--rows paper --bf16 --limit 1000``, or
+``--rows paper10`` (1 and 10 views) for an ensemble, e.g. ``--rows paper10 --limit 500 --stem
+multicrop_cifar_ensemble``.
 
 Uses the reference ``googlenet_cifar`` checkpoints shipped in ``course_pkg.pretrained`` (all of
 them by default; ``benchmarks/reference_cpu.py`` trains them on a CPU), or any
@@ -166,9 +168,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--chunk-size", type=int, default=8192, help="views per forward pass")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (a GPU, or a CPU with native bf16)")
-    parser.add_argument("--rows", choices=("all", "paper"), default="all",
+    parser.add_argument("--rows", choices=("all", "paper", "paper10"), default="all",
                         help="paper: only the 1 / 10 / 144-view rows of Table 3 (155 views an image instead "
-                        "of 587; for a CPU)")
+                        "of 587; for a CPU); paper10: only the 1 and 10-view rows (11 views an image: an "
+                        "ensemble on a CPU)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON and markdown results")
     parser.add_argument("--stem", default="multicrop_cifar", help="name of the result files")
     parser.add_argument("--no-write", action="store_true", help="print only")
@@ -180,8 +183,8 @@ def main(argv: list[str] | None = None) -> dict:
     from course_pkg.data import normalize
 
     schemes = cifar_schemes()
-    if args.rows == "paper":
-        schemes = dict(list(schemes.items())[:PAPER_ROWS])
+    if args.rows != "all":
+        schemes = dict(list(schemes.items())[:PAPER_ROWS if args.rows == "paper" else PAPER_ROWS - 1])
     rows, seconds = run(
         models,
         images,

@@ -104,6 +104,9 @@ def test_chapter7_draws_the_reference_runs(repo_root, reference_results, monkeyp
     assert len(plt.get_fignums()) == 3
     assert glued["init_pytorch_acc"] == "10.0" and glued["init_he_acc"] == "44.0" and glued["bn_epochs"] == 16
     assert glued["bn_final_acc"] == "91.00" and glued["cpu_epoch_minutes"] == "6.8"  # median of 401..416 s
+    assert (glued["faithful_acc"], glued["faithful_epochs"], glued["faithful_verdict"]) == ("86.00", 12, "reaches")
+    assert glued["faithful_target"] == "85%" and glued["faithful_cpu"].startswith(json.loads(
+        (reference_results / "reference_faithful.json").read_text())["cpu"])
     speed = json.loads((reference_results / "cpu_speed.json").read_text())
     bn_auto = next(f for f in speed["fit"] if f["layout"] == "bn" and f["config"] == "auto")
     t4 = 50_000 * 3 * speed["forward_macs"]["bn"] / (bn_auto["matmul_fraction"] * 65e12 / 2)
@@ -159,7 +162,8 @@ def test_chapter8_draws_table3(repo_root, tmp_path, monkeypatch, shown, capsys):
     _exec(_cells(repo_root, "08_multicrop.ipynb"),
           {"evaluate": evaluate, "glue": lambda name, value, display=True: glued.__setitem__(name, value)})
     out = capsys.readouterr().out
-    assert "No multi-crop results in this copy" not in out and "One network only" not in out
+    # the file's own ensemble rows are in its table; the text's ensemble comes from its own file
+    assert "No multi-crop results in this copy" not in out and "No ensemble in this copy" in out
     (table,) = [str(x) for x in shown]
     assert "googlenet_cifar_bn, googlenet_cifar_faithful on 4 test images (NVIDIA H100" in table
     assert evaluate.format_table3(rows) in table
@@ -172,6 +176,58 @@ def test_chapter8_draws_table3(repo_root, tmp_path, monkeypatch, shown, capsys):
     assert glued["t3_ms_144"] == f"{single[144]['ms_per_image']:.1f}"
 
 
+class _Tiny(torch.nn.Module):
+    """A stand-in network: a linear layer on the image's mean colour."""
+
+    def __init__(self, seed):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.fc = torch.nn.Linear(3, 10)
+
+    def forward(self, x):
+        return self.fc(x.float().mean((2, 3)))
+
+
+def test_multicrop_rows_choose_the_views(monkeypatch):
+    multicrop = import_benchmark("multicrop_cifar")
+    images = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
+    monkeypatch.setattr(multicrop, "load_models", lambda names, device: (["a", "b"], [_Tiny(0), _Tiny(1)]))
+    monkeypatch.setattr(multicrop, "load_test_set", lambda limit: (images, torch.arange(3), "synthetic"))
+    for rows, crops in (("paper", {1, 10, 144}), ("paper10", {1, 10})):
+        result = multicrop.main(["--rows", rows, "--no-write", "--device", "cpu"])
+        assert {r["crops"] for r in result["rows"]} == crops
+        assert {r["models"] for r in result["rows"]} == {1, 2}  # the first network and the ensemble
+        assert {r["reduce"] for r in result["rows"]} == {"softmax_mean"}
+
+
+def test_chapter8_quotes_the_ensemble(repo_root, tmp_path, monkeypatch, shown, capsys):
+    multicrop = import_benchmark("multicrop_cifar")
+    images = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 2, 3, 4, 5])
+    schemes = multicrop.cifar_schemes()
+    paper = dict(list(schemes.items())[:3])
+    paper10 = dict(list(schemes.items())[:2])
+    env = {"device": "cpu", "date": "2026-12-01", "commit": "abc1234", "torch": "2.14", "command": "c",
+           "data": "cifar10_jpeg", "images": 6}
+    single, _ = multicrop.run([_Tiny(0)], images, labels, schemes=paper, preprocess=lambda v: v.float() / 255)
+    multicrop.write({**env, "models": ["net_a"], "rows": single}, tmp_path)
+    rows, _ = multicrop.run([_Tiny(0), _Tiny(1)], images, labels, schemes=paper10, preprocess=lambda v: v.float() / 255)
+    multicrop.write({**env, "models": ["net_a", "net_b"], "rows": rows}, tmp_path, "multicrop_cifar_ensemble")
+    monkeypatch.setenv("COURSE_RESULTS", str(tmp_path))
+    from course_pkg import evaluate
+
+    glued = {}
+    _exec(_cells(repo_root, "08_multicrop.ipynb"),
+          {"evaluate": evaluate, "glue": lambda name, value, display=True: glued.__setitem__(name, value)})
+    assert "No ensemble in this copy" not in capsys.readouterr().out
+    assert len(shown) == 2 and "net_a, net_b on 6 test images" in str(shown[1])
+    by = {(r["models"], r["crops"]): r for r in rows}
+    for crops in (1, 10):
+        assert glued[f"t3e_err_{crops}"] == f"{100 * (1 - by[2, crops]['top1']):.2f}"
+        assert glued[f"t3e_first_{crops}"] == f"{100 * (1 - by[1, crops]['top1']):.2f}"
+    assert (glued["t3e_models"], glued["t3e_images"]) == ("net_a and net_b", "6")
+
+
 def test_chapter8_without_table3_says_how_to_make_it(repo_root, tmp_path, monkeypatch, shown, capsys):
     monkeypatch.setenv("COURSE_RESULTS", str(tmp_path))
     from course_pkg import evaluate
@@ -179,8 +235,10 @@ def test_chapter8_without_table3_says_how_to_make_it(repo_root, tmp_path, monkey
     glued = {}
     _exec(_cells(repo_root, "08_multicrop.ipynb"),
           {"evaluate": evaluate, "glue": lambda name, value, display=True: glued.__setitem__(name, value)})
-    assert "No multi-crop results in this copy" in capsys.readouterr().out and shown == []
+    out = capsys.readouterr().out
+    assert "No multi-crop results in this copy" in out and "No ensemble in this copy" in out and shown == []
     assert glued["t3_err_144"] == "n/a" and glued["t3_images"] == "no"
+    assert glued["t3e_err_1"] == "n/a" and glued["t3e_images"] == "no"
 
 
 def _cells_by_id(repo_root, chapter, ids):

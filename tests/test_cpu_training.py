@@ -118,3 +118,23 @@ def test_precision_benchmark_judges_bf16_against_the_seed_spread():
     assert not bench.verdict(off)["same_accuracy"]
     with pytest.raises(SystemExit):  # plumbing numbers never land in benchmarks/results/
         bench.main(["--quick"])
+
+
+def test_assignment3_accuracy_tiers_follow_the_faithful_reference_run(repo_root):
+    """Assignment 3's accuracy points are calibrated against the shipped faithful reference run:
+    a student who matches it gets them all with room for the noise of 250 images, an untrained
+    network gets none, and the tiers fall with the accuracy."""
+    import ast
+    import re
+
+    from course_pkg import pretrained
+
+    source = (repo_root / "assignments_src" / "03_googlenet_aux.py").read_text()
+    tiers = ast.literal_eval(re.search(r"for _t, _f in (\(\(.*?\)\)) if _acc >= _t", source).group(1))
+    thresholds, fractions = zip(*tiers)
+    assert list(thresholds) == sorted(thresholds, reverse=True) and list(fractions) == sorted(fractions, reverse=True)
+    assert fractions[0] == 1.0
+    reference = pretrained.info("googlenet_cifar_faithful")
+    noise = (reference["test_acc"] * (1 - reference["test_acc"]) / 250) ** 0.5  # one standard error
+    assert reference["test_acc"] - 0.10 <= thresholds[0] <= reference["test_acc"] - noise, (tiers, reference["test_acc"])
+    assert thresholds[-1] >= 0.10 + 4 * (0.1 * 0.9 / 250) ** 0.5  # chance (10 classes) scores nothing
