@@ -138,20 +138,22 @@ def test_chapter7_draws_the_gpu_ablations_when_committed(repo_root, tmp_path, mo
     assert len(plt.get_fignums()) == 1  # the frontier of bn against bn[epochs=10]
 
 
+class _Tiny(torch.nn.Module):
+    """A stand-in network: a linear layer on the image's mean colour."""
+
+    def __init__(self, seed):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.fc = torch.nn.Linear(3, 10)
+
+    def forward(self, x):
+        return self.fc(x.float().mean((2, 3)))
+
+
 def test_chapter8_draws_table3(repo_root, tmp_path, monkeypatch, shown, capsys):
     multicrop = import_benchmark("multicrop_cifar")
-
-    class Tiny(torch.nn.Module):
-        def __init__(self, seed):
-            super().__init__()
-            torch.manual_seed(seed)
-            self.fc = torch.nn.Linear(3, 10)
-
-        def forward(self, x):
-            return self.fc(x.float().mean((2, 3)))
-
     images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
-    rows, _ = multicrop.run([Tiny(0), Tiny(1)], images, torch.arange(4), preprocess=lambda v: v.float() / 255)
+    rows, _ = multicrop.run([_Tiny(0), _Tiny(1)], images, torch.arange(4), preprocess=lambda v: v.float() / 255)
     multicrop.write({"device": "NVIDIA H100", "date": "2026-12-01", "commit": "abc1234", "torch": "2.11",
                      "command": "c", "models": ["googlenet_cifar_bn", "googlenet_cifar_faithful"],
                      "data": "cifar10_jpeg", "images": 4, "rows": rows}, tmp_path)
@@ -174,18 +176,6 @@ def test_chapter8_draws_table3(repo_root, tmp_path, monkeypatch, shown, capsys):
     for crops in (1, 10, 144):
         assert glued[f"t3_err_{crops}"] == f"{100 * (1 - single[crops]['top1']):.2f}"
     assert glued["t3_ms_144"] == f"{single[144]['ms_per_image']:.1f}"
-
-
-class _Tiny(torch.nn.Module):
-    """A stand-in network: a linear layer on the image's mean colour."""
-
-    def __init__(self, seed):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.fc = torch.nn.Linear(3, 10)
-
-    def forward(self, x):
-        return self.fc(x.float().mean((2, 3)))
 
 
 def test_multicrop_rows_choose_the_views(monkeypatch):
