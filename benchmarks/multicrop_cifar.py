@@ -2,11 +2,11 @@
 
     python benchmarks/multicrop_cifar.py [--models NAME,NAME] [--limit N] [--device cuda] [--bf16]
 
-On one H100, ``--bf16`` over the 10,000 test images is about 6 million views per model (the
-1/10/144-view rows together: 10,000 x (1 + 10 + 4 x 144)); on a CPU use ``--limit`` and
-``--rows paper`` (the 1, 10 and 144-view rows only), e.g. ``--rows paper --bf16 --limit 1000``, or
-``--rows paper10`` (1 and 10 views) for an ensemble, e.g. ``--rows paper10 --limit 500 --stem
-multicrop_cifar_ensemble``.
+On one H100, ``--bf16`` over the 10,000 test images is about 2 million forward passes per model
+(the 1/10/144-view rows together: 10,000 x (1 + 10 + 4 x 48), as a square image's 144 views hold
+48 distinct ones, each run once); on a CPU use ``--limit`` and ``--rows paper`` (the 1, 10 and
+144-view rows only), e.g. ``--rows paper --limit 500 --stem multicrop_cifar_ensemble`` for the
+ensemble of the shipped networks, or ``--rows paper10`` (1 and 10 views) for the cheapest rows.
 
 Uses the reference ``googlenet_cifar`` checkpoints shipped in ``course_pkg.pretrained`` (all of
 them by default; ``benchmarks/reference_cpu.py`` trains them on a CPU), or any
@@ -20,7 +20,8 @@ paper's protocol (section 7) is scaled from 224-pixel crops of images resized to
 * 1 view   — the 32x32 test image itself (``"center"``, no resize);
 * 10 views — shorter side 37 (= 256 * 32 / 224, rounded), then torchvision's ten crops of 32x32;
 * 144 views — shorter sides 37, 41, 46, 50 (= 256, 288, 320, 352 * 32 / 224), ``"googlenet144"``;
-  CIFAR images are square, so the three squares coincide and only 48 views are distinct;
+  CIFAR images are square, so the three squares coincide and only 48 views are distinct (each
+  runs once and counts three times: the same average; the cost column shows both counts);
 * 144 views averaged by their logits and by the maximum over views (the paper found max worse),
   and one more 144-view row near the training scale (shorter sides 32, 34, 36, 38).
 

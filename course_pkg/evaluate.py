@@ -29,7 +29,8 @@ from .distributed import all_reduce_sum
 from .models.googlenet import main_logits
 from .multicrop import (FIVE_POSITIONS, PAPER_CROP, PAPER_SCALES, POSITIONS_144,  # noqa: F401 (re-exported)
                         SCHEMES, SQUARES_LANDSCAPE, SQUARES_PORTRAIT, ViewBox, centre_offset,
-                        _as_batch, multicrop_boxes, multicrop_views, n_views, resized_size, view_order)
+                        _as_batch, distinct_views, multicrop_boxes, multicrop_views, n_views, resized_size,
+                        view_order)
 from .multicrop_figures import (PAPER_TABLE3_TOP5_ERROR, format_table3, plot_multicrop_boxes,  # noqa: F401
                                 plot_multicrop_views)  # (re-exported: released notebooks import them from here)
 
@@ -107,9 +108,14 @@ def predict_multicrop_per_model(
         raise ValueError(f"chunk_size must be a positive int (views per forward pass) or None, got {chunk_size!r}")
     batch, _ = _as_batch(images)
     v = n_views(scheme, scales if scheme == "googlenet144" else None)
+    # views with the same pixels run once (a square image: 48 of GoogLeNet's 144); the average
+    # over all v views is unchanged, each distinct view counting as often as it occurs
+    keep, inverse = distinct_views(batch.shape[-2], batch.shape[-1], scheme, crop, scales)
+    k = len(keep)
+    keep_t, inverse_t = torch.tensor(keep), torch.tensor(inverse)
     device = _device_of(models[0])
-    per_forward = chunk_size or batch.shape[0] * v
-    per_views = max(1, per_forward // v)  # images whose views are made at once
+    per_forward = chunk_size or batch.shape[0] * k
+    per_views = max(1, per_forward // k)  # images whose views are made at once
     was_training = [m.training for m in models]
     results: list[list[torch.Tensor]] = [[] for _ in models]
     amp = _autocast(device, autocast)
@@ -120,15 +126,20 @@ def predict_multicrop_per_model(
             for i in range(0, batch.shape[0], per_views):
                 chunk = batch[i : i + per_views].to(device, non_blocking=True)
                 views, _ = multicrop_views(chunk, scheme, crop, scales)
+                if k < v:
+                    views = views.unflatten(0, (chunk.shape[0], v))[:, keep_t.to(views.device)].flatten(0, 1)
                 if preprocess is not None:
                     views = preprocess(views)
                 if channels_last:
                     views = views.contiguous(memory_format=torch.channels_last)
-                for k, m in enumerate(models):
+                for m_i, m in enumerate(models):
                     logits = torch.cat(
                         [main_logits(m(views[j : j + per_forward])).float() for j in range(0, views.shape[0], per_forward)]
                     )
-                    results[k].append(reduce_views(logits.reshape(chunk.shape[0], v, -1), reduce))
+                    logits = logits.reshape(chunk.shape[0], k, -1)
+                    if k < v:
+                        logits = logits[:, inverse_t.to(logits.device)]
+                    results[m_i].append(reduce_views(logits, reduce))
     finally:
         for m, flag in zip(models, was_training):
             m.train(flag)
@@ -155,7 +166,9 @@ def predict_multicrop(
     ``torch.inference_mode`` (its train/eval flag is restored afterwards) on its own device; the
     images are moved there chunk by chunk.  ``reduce``: see :func:`reduce_views`.
     ``chunk_size``: at most this many views per forward pass (``None``: everything at once);
-    views are made for ``max(1, chunk_size // V)`` images at a time.  ``preprocess`` runs on each
+    views are made for ``max(1, chunk_size // D)`` images at a time, ``D`` the distinct views of
+    an image (:func:`~course_pkg.multicrop.distinct_views`: views with the same pixels, such as a
+    square image's three squares, run through each model once and count as often as they occur).  ``preprocess`` runs on each
     chunk of views before the model (e.g. uint8 -> normalised float: normalising after cropping
     is the same as before, it is per-pixel).  ``autocast``: e.g. ``torch.bfloat16``.
     """
@@ -335,7 +348,8 @@ def evaluate_multicrop(
     first ``m`` models form the ensemble of size ``m`` (default: 1 and all).  Each model is run
     once per scheme; ensembles average those per-model scores.  Remaining keyword arguments go to
     :func:`predict_multicrop`.  Rows: ``models, scheme, label, reduce, crops, cost`` (forward
-    passes per image), ``top1, top5`` (fractions), ``top5_error`` and ``vs_base`` (change of
+    passes per image as the paper counts them), ``forwards`` (those run: same pixels once),
+    ``top1, top5`` (fractions), ``top5_error`` and ``vs_base`` (change of
     top-5 error against the first row, in percentage points), in the paper's order.
     """
     models = _model_list(models)
@@ -367,6 +381,8 @@ def evaluate_multicrop(
             probs = per_model[:m].mean(0)
             acc = topk_accuracy(probs, labels, topk)
             crops = n_views(scheme, kwargs.get("scales", PAPER_SCALES) if scheme == "googlenet144" else None)
+            distinct = len(distinct_views(images.shape[-2], images.shape[-1], scheme,
+                                          kwargs.get("crop", PAPER_CROP), kwargs.get("scales", PAPER_SCALES))[0])
             row = dict(
                 models=m,
                 scheme=scheme,
@@ -374,6 +390,7 @@ def evaluate_multicrop(
                 reduce=kwargs.get("reduce", "softmax_mean"),
                 crops=crops,
                 cost=m * crops,
+                forwards=m * distinct,
                 ms_per_image=1000.0 * m * seconds,
                 **{f"top{kk}": acc[kk] for kk in topk},
             )

@@ -9,6 +9,7 @@ the views and over 7 models.  This module makes those views, exactly and in one 
 - :func:`view_order`        the order of the views: (scale, square, position, mirror) of each
 - :func:`multicrop_boxes`   where each view comes from, for tests and figures
 - :func:`n_views`           how many views a scheme makes
+- :func:`distinct_views`    which views are the same pixels (a square image's three squares)
 
 The protocol, made precise (every rule below is what the code does):
 
@@ -214,6 +215,35 @@ def multicrop_boxes(
                 x0, y0 = _five_origins(side, side, crop)[FIVE_POSITIONS.index(pos)]
                 add(scale, rh, rw, names[square], pos, mirror, sx0 + x0, sy0 + y0, crop)
     return boxes
+
+
+def distinct_views(
+    height: int,
+    width: int,
+    scheme: str = "googlenet144",
+    crop: int = PAPER_CROP,
+    scales: Sequence[int] | int | None = PAPER_SCALES,
+) -> tuple[list[int], list[int]]:
+    """Which views of a ``height x width`` image hold the same pixels: ``(keep, inverse)``.
+
+    ``keep`` lists the first view of each distinct box (in the views' order); ``inverse[v]`` is the
+    position in ``keep`` of view ``v``'s box, so ``views[keep][inverse]`` gives back every view.
+    Two views are the same pixels when they cut the same box, mirrored or not, from the same
+    resized image: a square image's three ``"googlenet144"`` squares coincide (48 distinct views
+    of 144), and a whole square of side ``crop`` is its own centre crop.  A model need only see
+    ``keep``; averaging its scores over ``inverse`` is exactly the average over all the views.
+    """
+    keys = [(b.resized_height, b.resized_width, b.x0, b.y0, b.x1, b.y1, b.mirror)
+            for b in multicrop_boxes(height, width, scheme, crop, scales)]
+    first: dict[tuple, int] = {}
+    keep: list[int] = []
+    inverse: list[int] = []
+    for v, key in enumerate(keys):
+        if key not in first:
+            first[key] = len(keep)
+            keep.append(v)
+        inverse.append(first[key])
+    return keep, inverse
 
 
 # ----------------------------------------------------------------------------------------------

@@ -305,6 +305,38 @@ def test_chunk_size_bounds_the_forward_batch():
     assert max(seen) <= 25 and sum(seen) == 50
 
 
+@pytest.mark.parametrize("hw, distinct", [((30, 30), 48), ((30, 37), 144)])
+def test_views_with_the_same_pixels_run_once_and_count_as_often_as_they_occur(hw, distinct):
+    seen = []
+
+    class Spy(_TinyNet):
+        def forward(self, x):
+            seen.append(x.shape[0])
+            return super().forward(x)
+
+    x = _image(*hw, dtype=torch.float32, n=3, seed=13)
+    probs = predict_multicrop(Spy(), x, "googlenet144", crop=CROP, scales=SCALES)
+    assert sum(seen) == 3 * distinct  # a square image's three squares coincide: 12 distinct views a scale
+    views, v = multicrop_views(x, "googlenet144", CROP, SCALES)
+    keep, inverse = ev.distinct_views(*hw, "googlenet144", CROP, SCALES)
+    assert len(keep) == distinct and len(inverse) == v == 144
+    per_image = views.unflatten(0, (3, v))
+    assert torch.equal(per_image[:, keep][:, inverse], per_image)  # same pixels, view by view
+    # the average over all 144 views, each computed on its own
+    torch.testing.assert_close(probs, torch.softmax(_view_logits(_TinyNet(), x, "googlenet144"), -1).mean(1),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_a_whole_square_of_the_crop_size_is_its_own_centre_crop():
+    keep, inverse = ev.distinct_views(24, 24, "googlenet144", 24, (24,))
+    # five crops, the whole square: all the same 24x24 image, unmirrored and mirrored
+    assert len(keep) == 2 and len(inverse) == 36
+    rows = ev.evaluate_multicrop([_TinyNet()], _image(24, 24, dtype=torch.float32, n=2), torch.tensor([0, 1]),
+                                 {"native": dict(scheme="googlenet144", crop=24, scales=(24,))})
+    assert (rows[0]["cost"], rows[0]["forwards"]) == (36, 2)
+    assert "| 36 (2 run) |" in ev.format_table3(rows)
+
+
 def test_ensemble_of_one_is_the_model_and_ensembles_average():
     x = _image(30, 40, dtype=torch.float32, n=2, seed=8)
     a, b = _TinyNet(seed=1), _TinyNet(seed=2)
@@ -371,6 +403,7 @@ def test_evaluate_multicrop_table_shape():
     rows = ev.evaluate_multicrop(models, x, y, crop=CROP, scales=SCALES)
     assert [(r["models"], r["crops"]) for r in rows] == [(1, 1), (1, 10), (1, 144), (3, 1), (3, 10), (3, 144)]
     assert [r["cost"] for r in rows] == [1, 10, 144, 3, 30, 432]
+    assert [r["forwards"] for r in rows] == [r["cost"] for r in rows]  # a 30x36 image: no view repeats
     ens = predict_multicrop(models, x, "googlenet144", crop=CROP, scales=SCALES)
     assert rows[-1]["top5"] == pytest.approx(topk_accuracy(ens, y, (5,))[5])
     assert rows[-1]["top5_error"] == pytest.approx(100 * (1 - rows[-1]["top5"]))
