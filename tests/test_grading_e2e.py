@@ -609,8 +609,9 @@ def graded3(course, course_data, tmp_path_factory) -> tuple[Graded, Path]:
             print("no test data in the sandbox:", type(_e).__name__)
     """))
     shutil.copy(untrained, subs / "lookup" / "googlenet_cifar.pt")
-    # the course's 60 s per cell: the accuracy cell may have to decode the JPEG test images first
-    return run_grade(course, A3, subs, "--timeout", "300", cell_timeout=60), marker
+    # the course's 60 s per cell: the accuracy cell may have to decode the JPEG test images first;
+    # two students at a time, as an instructor grades a class (and half the wall time of this test)
+    return run_grade(course, A3, subs, "--timeout", "300", "--jobs", "2", cell_timeout=60), marker
 
 
 def test_checkpoint_solution_passes_everything_but_accuracy(graded3):
