@@ -66,7 +66,6 @@ def _device_of(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-
 def reduce_views(logits: torch.Tensor, reduce: str = "softmax_mean") -> torch.Tensor:
     """Combine per-view logits ``[N, V, classes]`` into one score per class ``[N, classes]``.
 
@@ -112,8 +111,7 @@ def predict_multicrop_per_model(
     # over all v views is unchanged, each distinct view counting as often as it occurs
     keep, inverse = distinct_views(batch.shape[-2], batch.shape[-1], scheme, crop, scales)
     k = len(keep)
-    keep_t, inverse_t = torch.tensor(keep), torch.tensor(inverse)
-    device = _device_of(models[0])
+    keep_t, inverse_t, device = torch.tensor(keep), torch.tensor(inverse), _device_of(models[0])
     per_forward = chunk_size or batch.shape[0] * k
     per_views = max(1, per_forward // k)  # images whose views are made at once
     was_training = [m.training for m in models]
@@ -184,8 +182,6 @@ def predict_multicrop(
         autocast=autocast,
         channels_last=channels_last,
     ).mean(0)
-
-
 
 
 # ----------------------------------------------------------------------------------------------
