@@ -167,8 +167,8 @@ def predict_multicrop(
     views are made for ``max(1, chunk_size // D)`` images at a time, ``D`` the distinct views of
     an image (:func:`~course_pkg.multicrop.distinct_views`: views with the same pixels, such as a
     square image's three squares, run through each model once and count as often as they occur).
-    ``preprocess`` runs on each chunk of views before the model (e.g. uint8 -> normalised float: normalising after cropping
-    is the same as before, it is per-pixel).  ``autocast``: e.g. ``torch.bfloat16``.
+    ``preprocess`` runs on each chunk of views before the model (e.g. uint8 -> normalised float:
+    normalising after cropping is the same as before, it is per-pixel).  ``autocast``: e.g. ``torch.bfloat16``.
     """
     return predict_multicrop_per_model(
         models,
