@@ -92,6 +92,19 @@ def _data():
 # --------------------------------------------------------------------------------------------
 # course train
 # --------------------------------------------------------------------------------------------
+def _init_from(model, path: str) -> dict:
+    """Load ``path``'s weights into the new ``model``; what the checkpoint says of itself, for the meta."""
+    from .checkpoint import CheckpointError, load_into
+
+    if not Path(path).is_file():
+        raise UserError(f"--init-from {path}: no such file; give a checkpoint written by course train")
+    try:
+        meta = load_into(model, path)
+    except CheckpointError as err:
+        raise UserError(f"--init-from: {err}") from None
+    return {"path": str(path), **{k: meta[k] for k in ("model", "model_kwargs", "commit", "test_acc") if k in meta}}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
@@ -124,6 +137,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     except (TypeError, ValueError) as err:
         raise UserError(f"cannot build {args.model!r} with {kwargs}: {err}") from None
 
+    init_from = _init_from(model, args.init_from) if args.init_from else None
     device = pick_device(args.device)
     rank, world, _ = distributed_env()
     data = _data()
@@ -152,6 +166,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         "recipe": {k: v for k, v in recipe.as_dict().items() if k not in ("dataset", "measured_in")},
         "cpu_threads": torch.get_num_threads(),
     }
+    if init_from:
+        meta["init_from"] = init_from
     history = fit(model, train_loader, val_loader=None if args.no_val else test_loader, **recipe.fit_kwargs(),
                   device=device, seed=args.seed, checkpoint_path=args.out, meta=meta,
                   resume=not args.no_resume, callback=report, progress=args.progress)
@@ -282,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int, help="CPU threads for torch (1 is fastest on a busy CPU)")
     t.add_argument("--no-val", action="store_true", help="skip the test-set pass after each epoch")
     t.add_argument("--no-resume", action="store_true", help="start over even if --out can be resumed")
+    t.add_argument("--init-from", metavar="CHECKPOINT",
+                   help="start from these weights (same architecture) instead of a fresh initialisation")
     t.add_argument("--progress", action=argparse.BooleanOptionalAction, default="auto")
     t.set_defaults(func=cmd_train)
 
