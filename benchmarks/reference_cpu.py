@@ -1,6 +1,7 @@
 """The course's reference runs of googlenet_cifar, trained on a CPU: one command each, resumable.
 
     python benchmarks/reference_cpu.py bn               # BN layout -> course_pkg/pretrained/googlenet_cifar
+    python benchmarks/reference_cpu.py bn_restart       # 4 more epochs from bn's final weights (history only)
     python benchmarks/reference_cpu.py faithful         # the paper's layout (LRN, no BN, aux 0.3)
     python benchmarks/reference_cpu.py faithful_noaux   # the aux ablation (history only)
     python benchmarks/reference_cpu.py init_pytorch init_he init_caffe   # the init ablation (histories)
@@ -51,8 +52,8 @@ RUNS: dict[str, dict] = {
     "bn_restart": dict(
         kw={"stem": "16", "batch_norm": True, "aux_logits": False},  # bn ships without its aux heads
         changes={"epochs": 4, "lr": 0.02, "warmup": 0.1},  # guessed: a fifth of bn's peak, a short warm-up
-        start=("bn", "9eec38c"),  # run bn's weights as published at this commit
-        ships="googlenet_cifar", keep_aux=False,
+        start=("bn", "9eec38c"),  # run bn's final weights: this machine's own run, else as published then
+        ships=None, keep_aux=False,  # measured: 89.24%, below bn's 89.39% (reference_bn_restart.json)
         what="BN layout, 4 more epochs from run bn's weights (a second one-cycle at a fifth of the peak)"),
     "faithful": dict(
         kw={"stem": "16", "batch_norm": False, "init": "he"},
@@ -123,23 +124,36 @@ def start_file(name: str, scratch: Path = SCRATCH) -> Path:
     return scratch / f"{name}.start.pt"
 
 
-def extract_start(name: str, scratch: Path = SCRATCH) -> Path:
-    """Write the weights run ``name`` starts from: its parent run's shipped file at the named commit.
+def extract_start(name: str, scratch: Path = SCRATCH, quick: bool = False) -> Path:
+    """Write the weights run ``name`` starts from, once: its parent run's final weights.
 
-    Taken from git, so the start stays the same after this run ships over the same name."""
+    Those of the parent's own run in ``scratch`` when this machine finished it (so ``bn
+    bn_restart`` reproduces both from nothing); otherwise the parent's shipped file at the commit
+    the run names, taken from git, so that the start stays the same after this run ships over it."""
     import subprocess
 
+    from course_pkg.checkpoint import load_checkpoint, save_checkpoint
+
     parent, at = RUNS[name]["start"]
-    shipped = f"course_pkg/pretrained/{RUNS[parent]['ships']}.pt"
     target = start_file(name, scratch)
-    if not target.exists():
-        done = subprocess.run(["git", "-C", str(REPO), "show", f"{at}:{shipped}"], capture_output=True)
-        if done.returncode != 0:
-            raise SystemExit(f"reference run {name} starts from {shipped} as of commit {at}, which this "
-                             f"checkout cannot read ({done.stderr.decode().strip()}): run it in a full "
-                             "clone of the repository (not a shallow one)")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(done.stdout)
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    own = scratch / f"{parent}.json"
+    if own.exists() and len(json.loads(own.read_text())["history"]) >= recipe(parent, quick)["epochs"]:
+        state, meta = load_checkpoint(scratch / f"{parent}.pt")
+        if not RUNS[name]["kw"].get("aux_logits", True):
+            state = {k: v for k, v in state.items() if not k.startswith(("aux1.", "aux2."))}
+            meta["model_kwargs"] = {**meta["model_kwargs"], "aux_logits": False}
+        save_checkpoint(target, state, meta)
+        return target
+    shipped = f"course_pkg/pretrained/{RUNS[parent]['ships']}.pt"
+    done = subprocess.run(["git", "-C", str(REPO), "show", f"{at}:{shipped}"], capture_output=True)
+    if done.returncode != 0:
+        raise SystemExit(f"reference run {name} starts from {shipped} as of commit {at}, which this "
+                         f"checkout cannot read ({done.stderr.decode().strip()}): run it in a full "
+                         f"clone of the repository (not a shallow one), or run {parent} first")
+    target.write_bytes(done.stdout)
     return target
 
 
@@ -185,6 +199,17 @@ def publish(name: str, record: dict, command: str, results: Path = RESULTS, pret
                      "images_per_s": round(r["images_per_s"], 1)} for r in history],
         "ships": run["ships"],
     }
+    if "start" in run:  # a continued run: what it started from, from the parent's published record
+        parent, at = run["start"]
+        base_file = next((f for f in (results / f"reference_{parent}.json", RESULTS / f"reference_{parent}.json")
+                          if f.exists()), None)
+        if base_file is None:
+            raise SystemExit(f"reference run {name} continues run {parent}, whose record "
+                             f"reference_{parent}.json is in neither {results} nor {RESULTS}")
+        base = json.loads(base_file.read_text())
+        result["starts_from"] = {"run": parent, "commit": at, "test_acc": base["test_acc"],
+                                 "epochs": len(base["history"]), "cpu_minutes": base["cpu_minutes"]}
+        result["cpu_minutes_total"] = round(base["cpu_minutes"] + result["cpu_minutes"], 1)
     results.mkdir(parents=True, exist_ok=True)
     (results / f"reference_{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     (results / f"reference_{name}.md").write_text(markdown(result))
@@ -196,6 +221,9 @@ def publish(name: str, record: dict, command: str, results: Path = RESULTS, pret
             meta["model_kwargs"] = {**meta["model_kwargs"], "aux_logits": False}
         meta.update(reference_run=name, cpu_minutes=result["cpu_minutes"], cpu=result["cpu"],
                     test_acc=result["test_acc"], test_n=result["test_n"], published_by=command)
+        for key in ("starts_from", "cpu_minutes_total"):
+            if key in result:
+                meta[key] = result[key]
         pretrained.mkdir(parents=True, exist_ok=True)
         target = pretrained / f"{run['ships']}.pt"
         save_checkpoint(target, state, meta)
@@ -213,9 +241,14 @@ def markdown(result: dict) -> str:
              f"Command: `{result['command']}`", "",
              f"Test accuracy after the last epoch: **{result['test_acc']:.2%}** on {result['test_n']:,} "
              f"images, after {result['cpu_minutes']} minutes of this machine (training and the test "
-             "pass of every epoch).", "",
-             "| epoch | train loss | train acc | test acc | minutes so far | img/s | lr at end |",
-             "|---|---|---|---|---|---|---|"]
+             "pass of every epoch).", ""]
+    if "starts_from" in result:
+        start = result["starts_from"]
+        lines += [f"Starts from the weights run `{start['run']}` published at commit {start['commit']} "
+                  f"({start['test_acc']:.2%} after {start['epochs']} epochs and {start['cpu_minutes']} minutes): "
+                  f"{result['cpu_minutes_total']} minutes in all.", ""]
+    lines += ["| epoch | train loss | train acc | test acc | minutes so far | img/s | lr at end |",
+              "|---|---|---|---|---|---|---|"]
     elapsed = 0.0
     for r in result["history"]:
         elapsed += r["seconds"] + r["test_seconds"]
@@ -254,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/reference_cpu.py " + " ".join(sys.argv[1:] if argv is None else argv)
     for name in args.runs:
         if "start" in RUNS[name]:
-            extract_start(name, scratch)
+            extract_start(name, scratch, args.quick)
         status = course(course_args(name, args.threads, scratch, args.quick))
         if status != 0:
             print(f"reference run {name}: course train failed with status {status}", file=sys.stderr)

@@ -33,7 +33,7 @@ WHERE_ONLINE = "benchmarks/results/ in the course repository"
 # The results files the book reads, which therefore travel with the package (glob patterns).
 SHIPPED = ("reference_*.json", "cpu_speed.json", "multicrop_cifar*.json")
 # The runs of benchmarks/reference_cpu.py, each written to reference_<run>.json.
-REFERENCE_RUNS = ("bn", "faithful", "faithful_noaux", "init_pytorch", "init_he", "init_caffe")
+REFERENCE_RUNS = ("bn", "bn_restart", "faithful", "faithful_noaux", "init_pytorch", "init_he", "init_caffe")
 
 
 def results_folder() -> Path:
@@ -185,17 +185,24 @@ def epoch_times(run: Mapping[str, Any], cpu_speed: Mapping[str, Any] | None = No
     return out
 
 
-def plot_cpu_frontier(run: Mapping[str, Any], target: float | None = None, ax=None):
+def plot_cpu_frontier(run: Mapping[str, Any], target: float | None = None, ax=None,
+                      continued: Mapping[str, Any] | None = None):
     """Test accuracy against CPU minutes, one point per epoch of a reference run, with the target
     accuracy as a dashed line. Minutes are epochs times the run's unshared epoch time (training
     and test, :func:`epoch_times`), so epochs slowed by other work do not bend the curve. The
     points of one run with a fixed schedule: the epochs before the last are at a high learning
-    rate, so a run planned to be that short does better."""
+    rate, so a run planned to be that short does better. ``continued``: a run that started from
+    ``run``'s last weights, drawn on from its end; its epochs are the same work, so they are
+    placed at ``run``'s epoch time too (whichever CPU they ran on)."""
     fig, ax = _figure(ax, (6, 3.5))
     times = epoch_times(run)
     per_epoch = times["cpu_epoch_minutes"] + times["cpu_test_seconds"] / 60
     minutes = [r["epoch"] * per_epoch for r in run["history"]]
     ax.plot(minutes, [100 * r["test_acc"] for r in run["history"]], "o-", markersize=3, label=run["run"])
+    if continued:
+        ax.plot([minutes[-1]] + [minutes[-1] + r["epoch"] * per_epoch for r in continued["history"]],
+                [100 * run["test_acc"]] + [100 * r["test_acc"] for r in continued["history"]],
+                "s-", markersize=3, label=f"{continued['run']} (from {run['run']}'s last epoch)")
     if target:
         ax.axhline(100 * target, ls="--", c="grey", label=f"target {100 * target:.0f}%")
     ax.set_xlabel(f"minutes of a 2-core CPU ({run['cpu'].split(',')[0]}), unshared")

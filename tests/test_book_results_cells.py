@@ -60,14 +60,14 @@ def _exec(cells, namespace):
 CH7_RESULT_CELLS = ["ea5c791f", "ch7-init-code", "ch7-frontier-code", "0d47f364"]
 
 
-def _reference_record(final, epochs, batch_norm=False, aux=True):
+def _reference_record(final, epochs, batch_norm=False, aux=True, lr=0.1):
     """What ``course train`` records for a run (the input of ``reference_cpu.publish``)."""
     history = [{"epoch": e, "train_loss": 2.3 - 1.5 * final * e / epochs, "train_acc": final * e / epochs,
                 "val_acc": final * e / epochs, "val_n": 10_000, "lr": 0.1, "seconds": 400.0 + e,
                 "val_seconds": 20.0, "images_per_s": 50_000 / (400.0 + e)} for e in range(1, epochs + 1)]
     return {"history": history, "model": "googlenet_cifar", "cpu_threads": 2, "commit": "abc1234",
             "model_kwargs": {"stem": 16, "batch_norm": batch_norm, "aux_logits": aux},
-            "recipe": {"epochs": epochs}, "command": "course train ...", "settings": {"precision": "bf16"}}
+            "recipe": {"epochs": epochs, "lr": lr}, "command": "course train ...", "settings": {"precision": "bf16"}}
 
 
 @pytest.fixture()
@@ -78,7 +78,8 @@ def reference_results(tmp_path, monkeypatch, repo_root):
     for run in reference.RUNS.values():
         monkeypatch.setitem(run, "ships", None)
     folder = tmp_path / "results"
-    records = {"bn": _reference_record(0.91, 16, batch_norm=True), "faithful": _reference_record(0.86, 12),
+    records = {"bn": _reference_record(0.91, 16, batch_norm=True),
+               "bn_restart": _reference_record(0.92, 4, batch_norm=True, aux=False, lr=0.02), "faithful": _reference_record(0.86, 12),
                "faithful_noaux": _reference_record(0.84, 12, aux=False), "init_pytorch": _reference_record(0.10, 1),
                "init_he": _reference_record(0.44, 1), "init_caffe": _reference_record(0.43, 1)}
     for name, record in records.items():
@@ -109,6 +110,17 @@ def test_chapter7_draws_the_reference_runs(repo_root, reference_results, monkeyp
     assert len(plt.get_fignums()) == 3
     assert glued["init_pytorch_acc"] == "10.0" and glued["init_he_acc"] == "44.0" and glued["bn_epochs"] == 16
     assert glued["bn_final_acc"] == "91.00" and glued["cpu_epoch_minutes"] == "6.8"  # median of 401..416 s
+    # the restart continues the BN run: its 4 epochs follow bn's 16, in the curves and on the frontier
+    assert (glued["bn_best_acc"], glued["bn_verdict"], glued["restart_acc"]) == ("92.00", "reaches it", "92.00")
+    assert glued["restart_reading"] == "a real gain of 1.00 points"  # 2 sigma of the difference: 0.81
+    assert [glued[k] for k in ("restart_epochs", "restart_lr", "bn_lr", "restart_first_acc")] == \
+        [4, "0.02", "0.1", "23.00"]
+    curves, _, frontier = (plt.figure(n).axes[0] for n in plt.get_fignums())
+    restart_curve = next(line for line in curves.get_lines() if line.get_label() == "bn_restart")
+    assert list(restart_curve.get_xdata()) == [17, 18, 19, 20]
+    bn_line, restart_line = frontier.get_lines()[:2]
+    assert restart_line.get_xdata()[0] == bn_line.get_xdata()[-1] and restart_line.get_ydata()[0] == 91.0
+    assert len(restart_line.get_xdata()) == 5 and restart_line.get_ydata()[-1] == 92.0
     assert (glued["faithful_acc"], glued["faithful_epochs"], glued["faithful_verdict"]) == ("86.00", 12, "reaches")
     assert glued["faithful_target"] == "85%" and glued["faithful_cpu"].startswith(json.loads(
         (reference_results / "reference_faithful.json").read_text())["cpu"])
@@ -130,6 +142,22 @@ def test_chapter7_weighs_the_aux_ablation_against_the_noise(repo_root, reference
           {"glue": lambda name, value, display=True: glued.__setitem__(name, value), "plt": plt})
     assert glued["aux_verdict"] == verdict
     assert glued["aux_without"] == f"{100 * without:.2f}"
+
+
+@pytest.mark.parametrize("restart, best, verdict, reading", [
+    (0.895, "89.50", "falls short of it by 0.50 points", "a real gain of 1.50 points"),
+    (0.879, "88.00", "falls short of it by 2.00 points", "a change of -0.10 points, inside the noise")])
+def test_chapter7_says_by_how_much_the_bn_network_misses_its_target(repo_root, reference_results, shown,
+                                                                     restart, best, verdict, reading):
+    reference = import_benchmark("reference_cpu")
+    for name, record in (("bn", _reference_record(0.88, 16, batch_norm=True)),
+                         ("bn_restart", _reference_record(restart, 4, batch_norm=True, aux=False, lr=0.02))):
+        reference.publish(name, record, "python benchmarks/reference_cpu.py", results=reference_results,
+                          pretrained=reference_results.parent / "pretrained", scratch=reference_results.parent)
+    glued = {}
+    _exec(_cells_by_id(repo_root, "07_training_cifar10.ipynb", CH7_RESULT_CELLS[:1] + ["ch7-frontier-code"]),
+          {"glue": lambda name, value, display=True: glued.__setitem__(name, value), "plt": plt})
+    assert (glued["bn_best_acc"], glued["bn_verdict"], glued["restart_reading"]) == (best, verdict, reading)
 
 
 def test_chapter7_without_results_says_what_is_missing(repo_root, tmp_path, monkeypatch, shown, capsys):
@@ -272,6 +300,8 @@ def test_chapter7_shows_the_shipped_network(repo_root, course_data, shown, monke
     assert int(namespace["confusion"].sum()) == 1000 and len(plt.get_fignums()) == 1
     summary, table = (str(x) for x in shown)
     assert f"right {100 * accuracy:.1f}% of the time" in summary and f"{100 * info['test_acc']:.2f}%" in summary
+    # a network continued from another run's weights counts the epochs of both
+    assert f"after {len(info['history']) + info.get('starts_from', {}).get('epochs', 0)} epochs" in summary
     rows = [line for line in table.splitlines() if line.startswith("| 0.002 |")]
     small_lr = float(rows[0].rsplit("|", 2)[-2].strip().rstrip("%")) / 100
     assert small_lr >= accuracy - 0.05, table

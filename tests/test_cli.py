@@ -139,6 +139,31 @@ def test_train_then_evaluate(capsys, tmp_path, course_data, monkeypatch):
     assert status == 0 and len(json.loads(out.with_suffix(".json").read_text())["history"]) == 2
 
 
+def test_train_init_from_starts_from_the_given_weights(capsys, tmp_path, course_data, monkeypatch):
+    monkeypatch.setenv("COURSE_QUIET", "1")
+    shipped = pretrained.path("lenet5_mnist")  # modern LeNet-5, above 99% on MNIST
+    base = ["train", "--model", "lenet5", "--epochs", "1", "--limit", "256", "--batch-size", "64",
+            "--lr", "1e-9", "--schedule", "constant"]  # a step too small to move the weights
+    out = tmp_path / "fresh.pt"
+    assert _run(capsys, [*base, "--kw", "variant=modern", "--out", str(out)])[0] == 0
+    fresh = json.loads(out.with_suffix(".json").read_text())
+    out = tmp_path / "tuned.pt"
+    status, _, err = _run(capsys, [*base, "--kw", "variant=modern", "--out", str(out), "--init-from", str(shipped)])
+    assert status == 0, err
+    tuned = json.loads(out.with_suffix(".json").read_text())
+    assert fresh["test_acc"] < 0.5 < 0.95 < tuned["test_acc"]  # the shipped weights, not a new start
+    assert tuned["init_from"]["path"] == str(shipped) and tuned["init_from"]["model_kwargs"] == {"variant": "modern"}
+    assert "init_from" not in fresh
+
+    # another architecture, or no file: one clear line, nothing written
+    status, _, err = _run(capsys, [*base, "--kw", "variant=original", "--out", str(tmp_path / "x.pt"),
+                                   "--init-from", str(shipped)])
+    assert status == 2 and "--init-from" in err and "does not fit" in err and "Traceback" not in err
+    status, _, err = _run(capsys, [*base, "--out", str(tmp_path / "y.pt"), "--init-from", str(tmp_path / "none.pt")])
+    assert status == 2 and "no such file" in err
+    assert not (tmp_path / "x.pt").exists() and not (tmp_path / "y.pt").exists()
+
+
 # ------------------------------------------------------------------------------------------
 # shipped checkpoints
 # ------------------------------------------------------------------------------------------

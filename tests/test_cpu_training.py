@@ -38,6 +38,10 @@ def test_reference_runs_are_resumable_course_train_commands(reference):
         assert int(args[args.index("--epochs") + 1]) == reference.recipe(name)["epochs"]
     ships = [r["ships"] for r in reference.RUNS.values() if r["ships"]]
     assert ships == ["googlenet_cifar", "googlenet_cifar_faithful"]
+    # a continued run starts from its parent's weights, named by commit (git keeps them after it ships)
+    args = reference.course_args("bn_restart", threads=None)
+    assert args[args.index("--init-from") + 1] == ".cache/reference/bn_restart.start.pt"
+    assert reference.RUNS["bn_restart"]["start"][0] == "bn"
     # the faithful checkpoint keeps the aux heads: assignment 3's grader loads the student's whole network
     assert reference.RUNS["faithful"]["keep_aux"] and not reference.RUNS["bn"]["keep_aux"]
     # the book lists the runs it expects from the package's own list
@@ -85,6 +89,46 @@ def test_reference_run_trains_resumes_and_publishes(reference, tmp_path, course_
     assert resume_path(tmp_path / "checkpoints" / "bn.pt").stat().st_mtime_ns == before
     again = json.loads((tmp_path / "results" / "reference_bn.json").read_text())
     assert again["history"] == result["history"]
+
+
+def test_continued_run_starts_from_its_parents_weights(reference, tmp_path, course_data, monkeypatch, keep_threads):
+    monkeypatch.setenv("COURSE_QUIET", "1")
+    # HEAD's file stands in for the named commit, which a shallow clone may not have
+    monkeypatch.setitem(reference.RUNS["bn_restart"], "start", ("bn", "HEAD"))
+    # it ships nothing (it did not beat bn); a continued run that does carries its start in the meta
+    monkeypatch.setitem(reference.RUNS["bn_restart"], "ships", "googlenet_cifar")
+    assert reference.main(["bn_restart", "--quick", "--out-dir", str(tmp_path), "--threads", "1"]) == 0
+    start = tmp_path / "checkpoints" / "bn_restart.start.pt"
+    shipped = reference.REPO / "course_pkg" / "pretrained" / "googlenet_cifar.pt"
+    assert start.read_bytes() == shipped.read_bytes()  # git's copy of the file at that commit
+    record = json.loads((tmp_path / "checkpoints" / "bn_restart.json").read_text())
+    assert record["init_from"]["path"].endswith("bn_restart.start.pt")
+    # one step at a tiny rate from the trained weights: far above chance on its 32 images
+    assert record["history"][0]["val_acc"] > 0.5
+    result = json.loads((tmp_path / "results" / "reference_bn_restart.json").read_text())
+    parent = json.loads((reference.RESULTS / "reference_bn.json").read_text())
+    assert result["starts_from"] == {"run": "bn", "commit": "HEAD", "test_acc": parent["test_acc"],
+                                     "epochs": len(parent["history"]), "cpu_minutes": parent["cpu_minutes"]}
+    assert result["cpu_minutes_total"] == pytest.approx(parent["cpu_minutes"] + result["cpu_minutes"], abs=0.05)
+    assert "Starts from the weights run `bn` published at commit HEAD" in (
+        tmp_path / "results" / "reference_bn_restart.md").read_text()
+    _, meta = load_checkpoint(tmp_path / "pretrained" / "googlenet_cifar.pt")
+    assert meta["starts_from"] == result["starts_from"] and meta["reference_run"] == "bn_restart"
+
+    # after this machine's own run of the parent, the restart starts from that run instead
+    own = tmp_path / "own"
+    assert reference.main(["bn", "--quick", "--out-dir", str(own), "--threads", "1"]) == 0
+    assert reference.main(["bn_restart", "--quick", "--out-dir", str(own), "--threads", "1"]) == 0
+    parent_state, _ = load_checkpoint(own / "checkpoints" / "bn.pt")
+    start_state, start_meta = load_checkpoint(own / "checkpoints" / "bn_restart.start.pt")
+    assert set(start_state) == {k for k in parent_state if not k.startswith(("aux1.", "aux2."))}
+    assert all(torch.equal(start_state[k], parent_state[k]) for k in start_state)
+    assert start_meta["model_kwargs"]["aux_logits"] is False
+
+    # a commit git does not have: a clear message, not a traceback
+    monkeypatch.setitem(reference.RUNS["bn_restart"], "start", ("bn", "0" * 40))
+    with pytest.raises(SystemExit, match="cannot read"):
+        reference.extract_start("bn_restart", tmp_path / "elsewhere")
 
 
 def test_cpu_speed_benchmark_plumbing(speed, tmp_path, course_data, keep_threads):
