@@ -102,7 +102,7 @@ def course_args(name: str, threads: int | None, scratch: Path = SCRATCH, quick: 
     out = scratch / f"{name}.pt"
     args = ["train", "--model", "googlenet_cifar", "--data", "cifar10",
             "--kw", *[f"{k}={v}" for k, v in run["kw"].items()],
-            "--out", str(out.relative_to(REPO) if out.is_relative_to(REPO) else out),
+            "--out", str(_rel(out)),
             "--seed", "0", "--no-progress"]
     for key, value in recipe(name, quick).items():
         args += ["--" + key.replace("_", "-"), str(value)]
@@ -117,6 +117,12 @@ def course_args(name: str, threads: int | None, scratch: Path = SCRATCH, quick: 
 
 def _rel(path: Path) -> Path:
     return path.relative_to(REPO) if path.is_relative_to(REPO) else path
+
+
+def without_aux(state: dict, meta: dict) -> tuple[dict, dict]:
+    """A checkpoint's weights and meta without the auxiliary heads (for a network built without them)."""
+    state = {k: v for k, v in state.items() if not k.startswith(("aux1.", "aux2."))}
+    return state, {**meta, "model_kwargs": {**meta["model_kwargs"], "aux_logits": False}}
 
 
 def start_file(name: str, scratch: Path = SCRATCH) -> Path:
@@ -143,8 +149,7 @@ def extract_start(name: str, scratch: Path = SCRATCH, quick: bool = False) -> Pa
     if own.exists() and len(json.loads(own.read_text())["history"]) >= recipe(parent, quick)["epochs"]:
         state, meta = load_checkpoint(scratch / f"{parent}.pt")
         if not RUNS[name]["kw"].get("aux_logits", True):
-            state = {k: v for k, v in state.items() if not k.startswith(("aux1.", "aux2."))}
-            meta["model_kwargs"] = {**meta["model_kwargs"], "aux_logits": False}
+            state, meta = without_aux(state, meta)
         save_checkpoint(target, state, meta)
         return target
     shipped = f"course_pkg/pretrained/{RUNS[parent]['ships']}.pt"
@@ -217,8 +222,7 @@ def publish(name: str, record: dict, command: str, results: Path = RESULTS, pret
     if run["ships"]:
         state, meta = load_checkpoint(scratch / f"{name}.pt")
         if not run["keep_aux"]:
-            state = {k: v for k, v in state.items() if not k.startswith(("aux1.", "aux2."))}
-            meta["model_kwargs"] = {**meta["model_kwargs"], "aux_logits": False}
+            state, meta = without_aux(state, meta)
         meta.update(reference_run=name, cpu_minutes=result["cpu_minutes"], cpu=result["cpu"],
                     test_acc=result["test_acc"], test_n=result["test_n"], published_by=command)
         for key in ("starts_from", "cpu_minutes_total"):
