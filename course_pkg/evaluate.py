@@ -302,7 +302,7 @@ def evaluate_accuracy(
     device = pick_device(device) if device is None or not isinstance(device, torch.device) else device
     precision = pick_precision(device, precision)
     if channels_last is None:
-        channels_last = default_channels_last(device, precision, training=False)
+        channels_last = default_channels_last(device)
     hits, seen = count_correct(model, loader, (1,), device=device, autocast=AUTOCAST_DTYPES[precision],
                                channels_last=channels_last)
     total_correct, total_seen = all_reduce_sum([float(hits[1]), float(seen)], device)

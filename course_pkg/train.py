@@ -319,7 +319,7 @@ def fit(
     _check_arguments(epochs, schedule, compile)
     device = pick_device(device)
     precision = pick_precision(device, precision)
-    channels_last = default_channels_last(device, precision) if channels_last is None else channels_last
+    channels_last = default_channels_last(device) if channels_last is None else channels_last
     rank, world, _ = distributed.setup(device)
     steps_per_epoch = _steps_per_epoch(train_loader, world)
     if seed is not None:

@@ -77,14 +77,17 @@ def resume(checkpoint_path: str | os.PathLike, settings: dict[str, Any], model: 
            device: torch.device) -> tuple[list[dict[str, Any]], int]:
     """Restore the state saved beside ``checkpoint_path`` into ``model``, ``opt``, ``scheduler``,
     ``scaler`` and the RNGs; returns ``(history records, epochs done)``, ``([], 0)`` when there is
-    none.  A state saved with other ``settings`` (the world size aside) is refused."""
+    none.  A state saved with other ``settings`` is refused, but for the world size and a switch
+    between bf16 and fp32: ``precision="auto"`` picks by what the machine computes fastest, so a
+    run resumed on another kind of CPU may continue in the other one (neither keeps a scaler)."""
     rpath = resume_path(checkpoint_path)
     if not rpath.exists():
         return [], 0
     state = safe_load(rpath, "resume state")
     saved = state["settings"]
+    free = {"world_size"} | ({"precision"} if {saved.get("precision"), settings.get("precision")} <= {"bf16", "fp32"} else set())
     changed = {k: (saved.get(k), settings.get(k)) for k in {*saved, *settings}
-               if k != "world_size" and saved.get(k) != settings.get(k)}
+               if k not in free and saved.get(k) != settings.get(k)}
     if changed:
         diff = ", ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in changed.items())
         raise CheckpointError(

@@ -10,6 +10,7 @@ import torch
 from conftest import import_benchmark
 
 from course_pkg.checkpoint import load_checkpoint, load_model, resume_path
+from course_pkg.device import pick_precision
 
 
 @pytest.fixture(scope="module")
@@ -138,15 +139,23 @@ def test_cpu_speed_benchmark_plumbing(speed, tmp_path, course_data, keep_threads
     assert speed.main(["--quick", "--out-dir", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "cpu_speed.json").read_text())
     rows = {(r["layout"], r["config"]): r for r in result["fit"]}
-    assert set(rows) == {(layout, config) for layout in ("bn", "faithful") for config in ("fp32_nchw", "auto")}
+    configs = ("fp32_nchw", "fp32_cl", "bf16_cl", "auto")
+    assert set(rows) == {(layout, config) for layout in ("bn", "faithful") for config in configs}
+    chosen = pick_precision(torch.device("cpu"), "auto")
+    assert result["auto"]["precision"] == chosen and result["auto"]["cpu_bf16_speedup"] > 0
     for layout in ("bn", "faithful"):
         base, auto = rows[(layout, "fp32_nchw")], rows[(layout, "auto")]
         assert base["precision"] == "fp32" and base["speedup"] == 1.0
+        assert rows[(layout, "fp32_cl")]["precision"] == "fp32" and rows[(layout, "bf16_cl")]["precision"] == "bf16"
+        # the default row is the measurement of the configuration fit takes here, not a third run
+        assert auto["same_as"] == f"{chosen}_cl" and auto["precision"] == chosen
+        assert auto["images_per_s"] == rows[(layout, auto["same_as"])]["images_per_s"]
         assert auto["speedup"] == pytest.approx(auto["images_per_s"] / base["images_per_s"])
         macs = 3 * result["forward_macs"][layout] * auto["images_per_s"]
         assert auto["matmul_fraction"] == pytest.approx(macs / result["matmul"]["bf16"]["macs_per_s"])
     assert result["targets"]["ratio"] == rows[("bn", "auto")]["speedup"]
-    assert (tmp_path / "cpu_speed.md").read_text().startswith("**PLUMBING CHECK")
+    text = (tmp_path / "cpu_speed.md").read_text()
+    assert text.startswith("**PLUMBING CHECK") and f"`auto` chose **{chosen}**" in text
 
 
 def test_precision_benchmark_judges_bf16_against_the_seed_spread():

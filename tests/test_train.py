@@ -9,6 +9,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import course_pkg.device as device_module
+import course_pkg.train as train_module
 from course_pkg.checkpoint import CheckpointError, load_checkpoint, resume_path
 from course_pkg.train import (
     AUX_LOSS_WEIGHT,
@@ -145,29 +147,43 @@ def test_lr_in_history_follows_the_schedule():
 
 @pytest.fixture
 def cpu_bf16(monkeypatch):
-    """Make torch's CPU capability queries answer as a CPU with (True) or without (False) bf16."""
-    def set_native(native: bool) -> None:
+    """Make torch's CPU capability queries answer as a CPU with (True) or without (False) native
+    bf16, and the bf16 probe measure ``speedup`` (bf16 over fp32)."""
+    def set_native(native: bool, speedup: float = 2.0) -> None:
         for query in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
             monkeypatch.setattr(torch.cpu, query, lambda native=native: native, raising=False)
+        monkeypatch.setattr(device_module, "cpu_bf16_speedup", lambda: speedup)
     return set_native
 
 
 def test_precision_choice_on_cpus_with_and_without_bf16(cpu_bf16):
     cpu = torch.device("cpu")
-    cpu_bf16(True)
+    cpu_bf16(True, speedup=2.0)  # AMD Zen 4, a Xeon with AMX: bf16 pays
     assert cpu_has_native_bf16()
     assert pick_precision(cpu, "auto") == "bf16"
-    assert default_channels_last(cpu, "bf16") is True
-    cpu_bf16(False)
+    cpu_bf16(True, speedup=0.8)  # native but slower than fp32 (a Xeon with AVX-512 BF16, no AMX)
+    assert pick_precision(cpu, "auto") == "fp32"
+    cpu_bf16(True, speedup=device_module.CPU_BF16_MIN_SPEEDUP)
+    assert pick_precision(cpu, "auto") == "bf16"
+    cpu_bf16(False, speedup=3.0)  # emulated bf16 is never chosen, whatever a probe says
     assert not cpu_has_native_bf16()
     assert pick_precision(cpu, "auto") == "fp32"
-    assert default_channels_last(cpu, "fp32") is False
+    # NHWC in either precision: it pays for fp32 training too
+    assert default_channels_last(cpu) is True
     # explicit choices are kept whatever the CPU can do, and checked
     assert pick_precision(cpu, "bf16") == "bf16" and pick_precision(cpu, "fp32") == "fp32"
     with pytest.raises(ValueError, match="fp16.*needs a CUDA GPU"):
         pick_precision(cpu, "fp16")
     with pytest.raises(ValueError, match="precision must be"):
         pick_precision(cpu, "int8")
+
+
+def test_bf16_probe_measures_once():
+    """The probe times a real convolution in both dtypes: a positive ratio, measured once a process."""
+    device_module.cpu_bf16_speedup.cache_clear()
+    first = device_module.cpu_bf16_speedup()
+    assert math.isfinite(first) and first > 0
+    assert device_module.cpu_bf16_speedup() == first and device_module.cpu_bf16_speedup.cache_info().hits >= 1
 
 
 def test_precision_choice_when_torch_lacks_the_query(monkeypatch):
@@ -183,17 +199,21 @@ def test_precision_choice_on_gpus(monkeypatch):
     assert pick_precision(cuda, "auto") == "bf16"
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)  # a T4
     assert pick_precision(cuda, "auto") == "fp16"
-    assert default_channels_last(cuda, "fp16") is True
+    assert default_channels_last(cuda) is True
 
 
-@pytest.mark.parametrize("native", [True, False])
-def test_fit_auto_follows_the_cpu(cpu_bf16, native):
-    """fit(precision="auto") trains in bf16 + channels_last exactly where the CPU has bf16."""
-    cpu_bf16(native)
+@pytest.mark.parametrize("native, speedup, precision", [(True, 2.0, "bf16"), (True, 0.7, "fp32"), (False, 1.0, "fp32")])
+def test_fit_auto_follows_the_cpu(cpu_bf16, monkeypatch, native, speedup, precision):
+    """fit(precision="auto") trains in bf16 exactly where the CPU has bf16 and it pays; channels_last either way."""
+    cpu_bf16(native, speedup)
+    seen = []
+    real_autocast = train_module.autocast
+    monkeypatch.setattr(train_module, "autocast", lambda device, p: seen.append(p) or real_autocast(device, p))
     model = _toy_model()
     history = fit(model, _toy_data(n=64), epochs=1, lr=0.05, progress=False, device="cpu")
+    assert seen and set(seen) == {precision}
     # channels_last strides of the [4, 1, 3, 3] weight: the channel axis has stride 1
-    assert (model[0].weight.stride(1) == 1) is native
+    assert model[0].weight.stride(1) == 1
     assert len(history) == 1
 
 
@@ -262,12 +282,29 @@ def test_resume_gives_the_same_result(tmp_path):
     # a finished run resumes to "nothing to do"; other settings are refused with a clear message
     again = fit(_toy_model(), loader, checkpoint_path=path, **settings)
     assert len(again) == 4
-    from course_pkg.checkpoint import CheckpointError
-
     with pytest.raises(CheckpointError, match="other settings.*lr: saved 0.05, now 0.1"):
         fit(_toy_model(), loader, checkpoint_path=path, **{**settings, "lr": 0.1})
     fresh = fit(_toy_model(), loader, checkpoint_path=path, resume=False, **{**settings, "epochs": 1})
     assert len(fresh) == 1
+
+
+def test_resume_may_switch_between_bf16_and_fp32(tmp_path):
+    """precision="auto" differs between CPUs, so a run may continue in the other CPU precision."""
+    batches = _toy_data(n=64, batch=16)
+    path = tmp_path / "run.pt"
+
+    def stop_after_one(history):
+        raise Interrupt
+
+    with pytest.raises(Interrupt):
+        fit(_toy_model(), batches, epochs=2, lr=0.05, progress=False, checkpoint_path=path, precision="bf16",
+            callback=stop_after_one)
+    assert load_checkpoint(path)[1]["epoch"] == 1
+    resumed = fit(_toy_model(), batches, epochs=2, lr=0.05, progress=False, checkpoint_path=path, precision="fp32")
+    assert len(resumed) == 2 and load_checkpoint(path)[1]["settings"]["precision"] == "fp32"
+    with pytest.raises(CheckpointError, match="other settings.*epochs: saved 2, now 3") as refused:
+        fit(_toy_model(), batches, epochs=3, lr=0.05, progress=False, checkpoint_path=path, precision="bf16")
+    assert "precision" not in str(refused.value)
 
 
 def test_fused_optimizer_is_the_same_update():
