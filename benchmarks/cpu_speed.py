@@ -12,7 +12,8 @@ In one run it measures
   ``fp32_cl`` (fp32, channels_last) and ``bf16_cl`` (bf16 autocast, channels_last); the row
   ``auto`` repeats the one of these two that ``fit`` takes by default on this CPU (bf16 where it
   is native and its one-layer probe, ``course_pkg.device.cpu_bf16_speedup``, says it pays), so the
-  table shows whether the probe chose the faster; with ``--compile``, ``auto`` under ``torch.compile``.  Real CIFAR-10 images, the default
+  table shows whether the probe chose the faster; with ``--compile``, ``auto`` under
+  ``torch.compile``.  Real CIFAR-10 images, the default
   augmentation, SGD, batch 128 (the reference runs' batch).  Each configuration trains several
   short epochs; the figure is the median over the epochs after the first (warm-up);
 - a **bare step** for comparison, in the precision ``auto`` chose: forward, loss, backward and
@@ -135,7 +136,8 @@ def markdown(r: dict) -> str:
         lines.append(f"| {layout} | bare step ({auto['precision']}, channels_last, no data path) | "
                      f"{auto['precision']} | {speed:.1f} | | | |")
     if "cpu_bf16_speedup" in auto:
-        fastest = {layout: max((row for row in r["fit"] if row["layout"] == layout and row["config"] in ("fp32_cl", "bf16_cl")),
+        pair = [row for row in r["fit"] if row["config"] in ("fp32_cl", "bf16_cl")]
+        fastest = {layout: max((row for row in pair if row["layout"] == layout),
                                key=lambda row: row["images_per_s"])["config"] for layout in r["forward_macs"]}
         lines += ["", f"`auto` chose **{auto['precision']}**: its probe convolves {auto['cpu_bf16_speedup']:.2f}x "
                   f"as fast in bf16 as in fp32 (bf16 needs {auto['min_speedup']}x and native bf16). Through `fit`, "
@@ -218,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         row["gmacs"] = macs / 1e9
         row["matmul_fraction"] = macs / bf16_rate
     result["fit"] = rows
-    result["bare_step"] = {layout: bare_step_speed(layout, args.batch, 3 if args.quick else 10, auto) for layout in LAYOUTS}
+    steps = 3 if args.quick else 10
+    result["bare_step"] = {layout: bare_step_speed(layout, args.batch, steps, auto) for layout in LAYOUTS}
     best_bn = max((r for r in rows if r["layout"] == "bn" and r["config"].startswith("auto")),
                   key=lambda r: r["images_per_s"])
     result["targets"] = {"config": best_bn["config"], "ratio": best_bn["speedup"],

@@ -85,7 +85,8 @@ def resume(checkpoint_path: str | os.PathLike, settings: dict[str, Any], model: 
         return [], 0
     state = safe_load(rpath, "resume state")
     saved = state["settings"]
-    free = {"world_size"} | ({"precision"} if {saved.get("precision"), settings.get("precision")} <= {"bf16", "fp32"} else set())
+    cpu_precisions = {saved.get("precision"), settings.get("precision")} <= {"bf16", "fp32"}
+    free = {"world_size"} | ({"precision"} if cpu_precisions else set())
     changed = {k: (saved.get(k), settings.get(k)) for k in {*saved, *settings}
                if k not in free and saved.get(k) != settings.get(k)}
     if changed:
