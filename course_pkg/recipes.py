@@ -50,7 +50,7 @@ class Recipe:
     warmup: float = 0.2             # fraction of the steps spent warming up
     label_smoothing: float = 0.0
     aux_weight: float = 0.0         # weight of each auxiliary head's loss (GoogLeNet only)
-    precision: str = "auto"         # course_pkg.device.pick_precision: bf16 where native, fp16 on older GPUs
+    precision: str = "auto"         # course_pkg.device.pick_precision: bf16 where it pays, fp16 on older GPUs
     channels_last: bool | None = None  # None: course_pkg.device.default_channels_last
     compile: bool | str = False
     measured_in: str = ""           # the results file (path in this repository) of the run that measured it
@@ -103,8 +103,9 @@ CIFAR10 = Recipe(
     warmup=0.2,            # measured: same file
     label_smoothing=0.1,   # measured: same file
     aux_weight=AUX_LOSS_WEIGHT,  # measured: same file (the paper's 0.3, section 5)
-    precision="auto",      # measured: auto chose bf16 on the Zen 4 / Xeon CPU, same file;
-                           # bf16 against fp32: benchmarks/results/cpu_precision.json
+    precision="auto",      # measured: auto chose bf16 on the Xeon with AMX, same file; it takes fp32
+                           # where bf16 is slower (cpu_speed_no_amx.json); accuracy of bf16 against
+                           # fp32: benchmarks/results/cpu_precision.json
     channels_last=True,    # measured: same file; the speed-up is in benchmarks/results/cpu_speed.json
     compile=False,         # guessed: not measured on the CPU
     measured_in="benchmarks/results/reference_bn.json",

@@ -147,6 +147,16 @@ def reference_rows(runs: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]
     } for name, r in runs.items()]
 
 
+def compare_accuracies(new: float, old: float, n: int) -> dict[str, Any]:
+    """Whether two runs' accuracies, each on the same ``n`` test images, differ by more than chance.
+
+    The noise of one accuracy ``p`` on ``n`` images is sqrt(p(1-p)/n); of a difference between two
+    runs about sqrt(2) times that, taken at ``old``.  A difference of two noises or more is called
+    real (about 95% confidence).  Returns ``change`` (new - old), ``noise`` and ``real``."""
+    noise = (2 * old * (1 - old) / n) ** 0.5
+    return {"change": new - old, "noise": noise, "real": abs(new - old) >= 2 * noise}
+
+
 # An epoch counts as having had the machine to itself when it ran at least this fraction of the
 # run's fastest epoch (a run that is resumed, or shares the cores for a while, has slow epochs).
 UNSHARED = 0.9
