@@ -33,7 +33,8 @@ WHERE_ONLINE = "benchmarks/results/ in the course repository"
 # The results files the book reads, which therefore travel with the package (glob patterns).
 SHIPPED = ("reference_*.json", "cpu_speed.json", "multicrop_cifar*.json")
 # The runs of benchmarks/reference_cpu.py, each written to reference_<run>.json.
-REFERENCE_RUNS = ("bn", "bn_restart", "faithful", "faithful_noaux", "init_pytorch", "init_he", "init_caffe")
+REFERENCE_RUNS = ("bn", "bn_restart", "faithful", "faithful_restart", "faithful_noaux", "init_pytorch", "init_he",
+                  "init_caffe")
 
 
 def results_folder() -> Path:
@@ -152,9 +153,13 @@ def compare_accuracies(new: float, old: float, n: int) -> dict[str, Any]:
 
     The noise of one accuracy ``p`` on ``n`` images is sqrt(p(1-p)/n); of a difference between two
     runs about sqrt(2) times that, taken at ``old``.  A difference of two noises or more is called
-    real (about 95% confidence).  Returns ``change`` (new - old), ``noise`` and ``real``."""
-    noise = (2 * old * (1 - old) / n) ** 0.5
-    return {"change": new - old, "noise": noise, "real": abs(new - old) >= 2 * noise}
+    real (about 95% confidence).  Returns ``change`` (new - old), ``noise``, ``real`` and a
+    ``reading`` in words ("a real gain of 1.20 points", "a change of -0.15 points, inside the noise")."""
+    change, noise = new - old, (2 * old * (1 - old) / n) ** 0.5
+    real = abs(change) >= 2 * noise
+    reading = (f"a real {'gain' if change > 0 else 'loss'} of {100 * abs(change):.2f} points" if real
+               else f"a change of {100 * change:+.2f} points, inside the noise")
+    return {"change": change, "noise": noise, "real": real, "reading": reading}
 
 
 # An epoch counts as having had the machine to itself when it ran at least this fraction of the

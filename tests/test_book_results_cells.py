@@ -79,7 +79,9 @@ def reference_results(tmp_path, monkeypatch, repo_root):
         monkeypatch.setitem(run, "ships", None)
     folder = tmp_path / "results"
     records = {"bn": _reference_record(0.91, 16, batch_norm=True),
-               "bn_restart": _reference_record(0.92, 4, batch_norm=True, aux=False, lr=0.02), "faithful": _reference_record(0.86, 12),
+               "bn_restart": _reference_record(0.92, 4, batch_norm=True, aux=False, lr=0.02),
+               "faithful": _reference_record(0.86, 12),
+               "faithful_restart": _reference_record(0.87, 4, lr=0.02),
                "faithful_noaux": _reference_record(0.84, 12, aux=False), "init_pytorch": _reference_record(0.10, 1),
                "init_he": _reference_record(0.44, 1), "init_caffe": _reference_record(0.43, 1)}
     for name, record in records.items():
@@ -118,6 +120,13 @@ def test_chapter7_draws_the_reference_runs(repo_root, reference_results, monkeyp
     curves, _, frontier = (plt.figure(n).axes[0] for n in plt.get_fignums())
     restart_curve = next(line for line in curves.get_lines() if line.get_label() == "bn_restart")
     assert list(restart_curve.get_xdata()) == [17, 18, 19, 20]
+    # the faithful restart: 87% after 4 more epochs against 86%, 2 sigma of the difference 0.98 points
+    assert glued["faithful_more"].startswith("trained 4 more epochs on a one-cycle schedule peaking at a learning "
+                                             "rate of 0.02 instead of 0.1")
+    assert glued["faithful_more"].endswith("ended at 87.00%: a real gain of 1.00 points. "
+                                           "The better of the two runs reaches the target")
+    faithful_more = next(line for line in curves.get_lines() if line.get_label() == "faithful_restart")
+    assert list(faithful_more.get_xdata()) == [13, 14, 15, 16]  # after the faithful run's 12 epochs
     bn_line, restart_line = frontier.get_lines()[:2]
     assert restart_line.get_xdata()[0] == bn_line.get_xdata()[-1] and restart_line.get_ydata()[0] == 91.0
     assert len(restart_line.get_xdata()) == 5 and restart_line.get_ydata()[-1] == 92.0
@@ -158,6 +167,24 @@ def test_chapter7_says_by_how_much_the_bn_network_misses_its_target(repo_root, r
     _exec(_cells_by_id(repo_root, "07_training_cifar10.ipynb", CH7_RESULT_CELLS[:1] + ["ch7-frontier-code"]),
           {"glue": lambda name, value, display=True: glued.__setitem__(name, value), "plt": plt})
     assert (glued["bn_best_acc"], glued["bn_verdict"], glued["restart_reading"]) == (best, verdict, reading)
+
+
+def test_chapter7_reads_the_faithful_restart_against_the_noise_and_the_target(repo_root, reference_results,
+                                                                               shown):
+    reference = import_benchmark("reference_cpu")
+    for name, record in (("faithful", _reference_record(0.73, 6, lr=0.05)),
+                         ("faithful_restart", _reference_record(0.735, 4, lr=0.02))):
+        reference.publish(name, record, "python benchmarks/reference_cpu.py", results=reference_results,
+                          pretrained=reference_results.parent / "pretrained", scratch=reference_results.parent)
+    glued = {}
+    cells = _cells_by_id(repo_root, "07_training_cifar10.ipynb", CH7_RESULT_CELLS[:1])
+    _exec(cells, {"glue": lambda name, value, display=True: glued.__setitem__(name, value), "plt": plt})
+    assert "instead of 0.05" in glued["faithful_more"] and "(bf16, on " in glued["faithful_more"]
+    assert glued["faithful_more"].endswith("ended at 73.50%: a change of +0.50 points, inside the noise. "
+                                           "The better of the two runs is still 11.50 points short of the target")
+    (reference_results / "reference_faithful_restart.json").unlink()
+    _exec(cells, {"glue": lambda name, value, display=True: glued.__setitem__(name, value), "plt": plt})
+    assert glued["faithful_more"] == "has not been trained for this copy of the book"
 
 
 def test_chapter7_without_results_says_what_is_missing(repo_root, tmp_path, monkeypatch, shown, capsys):

@@ -43,6 +43,9 @@ def test_accuracies_differ_only_beyond_twice_the_noise_of_a_difference():
     assert not results.compare_accuracies(0.849, 0.84, 10_000)["real"]      # 0.9 points < 2 x 0.518
     assert results.compare_accuracies(0.829, 0.84, 10_000)["real"]          # a real loss of 1.1 points
     assert not results.compare_accuracies(0.86, 0.84, 1_000)["real"]        # the same 2 points on 1,000 images
+    assert two_points["reading"] == "a real gain of 2.00 points"
+    assert results.compare_accuracies(0.829, 0.84, 10_000)["reading"] == "a real loss of 1.10 points"
+    assert results.compare_accuracies(0.8385, 0.84, 10_000)["reading"] == "a change of -0.15 points, inside the noise"
 
 
 def test_load_missing_corrupt_and_present(tmp_path, monkeypatch):
