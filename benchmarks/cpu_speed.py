@@ -1,6 +1,6 @@
 """CPU training speed of googlenet_cifar through ``fit``, against this CPU's own matmul limit.
 
-    python benchmarks/cpu_speed.py                 # ~6 minutes on the 2-core machine; keep it idle
+    python benchmarks/cpu_speed.py                 # 10-20 minutes on the 2-core machine; keep it idle
     python benchmarks/cpu_speed.py --compile       # also torch.compile (inductor), compile time reported
 
 In one run it measures
