@@ -21,7 +21,9 @@ from .distributed import distributed_env
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 # "auto" takes bf16 on a CPU only where it convolves at least this much faster than fp32 (guessed:
-# fp32 is exact, so a near tie goes to fp32; measured speed-ups are ~0.7x to >2x, cpu_speed*.json)
+# fp32 is exact, so a near tie goes to fp32; measured: the probe gives 0.62 without AMX,
+# benchmarks/results/cpu_speed_no_amx.json, where bf16 matrix products run at 0.59x fp32 and at 5.7x
+# on the Xeon with AMX, cpu_speed.json)
 CPU_BF16_MIN_SPEEDUP = 1.2
 
 

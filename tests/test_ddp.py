@@ -109,3 +109,36 @@ def test_ddp_two_processes_match_one(tmp_path):
     state, meta = load_checkpoint(tmp_path / "ddp.pt")
     assert meta["epoch"] == EPOCHS and meta["settings"]["world_size"] == 2
     assert torch.allclose(state["3.weight"], w0["3.weight"], atol=1e-3)
+
+
+AUTO_WORKER = COMMON + textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    torch.set_num_threads(1)
+    import course_pkg.device, course_pkg.train
+    from course_pkg.train import distributed_env, fit
+    rank, world, _ = distributed_env()
+    # both CPUs have native bf16, but only rank 0's probe finds it faster than fp32
+    torch.cpu._is_avx512_bf16_supported = lambda: True
+    course_pkg.device.cpu_bf16_speedup = lambda: 2.0 if rank == 0 else 0.5
+    used = set()
+    real = course_pkg.train.autocast
+    course_pkg.train.autocast = lambda device, precision: used.add(precision) or real(device, precision)
+    data = toy_data()
+    fit(toy_model(), Shard(data, rank, world), epochs=1, lr=0.05, device="cpu", progress=False, seed=0)
+    Path(sys.argv[1], f"precision{rank}.txt").write_text(",".join(sorted(used)))
+    """
+)
+
+
+def test_ddp_ranks_agree_on_the_cpu_precision(tmp_path):
+    """precision="auto" probes each process's CPU; the ranks of one run must still train alike."""
+    script = tmp_path / "auto_worker.py"
+    script.write_text(AUTO_WORKER)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COURSE_QUIET": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
+           "--master_addr=127.0.0.1", f"--master_port={_free_port()}", str(script), str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert [(tmp_path / f"precision{r}.txt").read_text() for r in (0, 1)] == ["fp32", "fp32"]
