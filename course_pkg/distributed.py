@@ -81,6 +81,15 @@ def max_over_ranks(value: float, device: torch.device) -> float:
     return float(t.item())
 
 
+def same_precision(precision: str, device: torch.device) -> str:
+    """The precision every rank trains in.  On CPUs each process measures its own bf16 probe
+    (:func:`course_pkg.device.cpu_bf16_speedup`), so the ranks could differ: fp32 unless every
+    rank chose otherwise.  Unchanged when not distributed or on GPUs."""
+    if not _initialized() or device.type != "cpu":
+        return precision
+    return "fp32" if max_over_ranks(float(precision == "fp32"), device) else precision
+
+
 def barrier() -> None:
     """Wait for every rank (a no-op when not distributed)."""
     if _initialized():

@@ -321,8 +321,7 @@ def fit(
     precision = pick_precision(device, precision)
     channels_last = default_channels_last(device) if channels_last is None else channels_last
     rank, world, _ = distributed.setup(device)
-    if world > 1 and device.type == "cpu":  # each process measures its own bf16 probe: all agree, or fp32
-        precision = "fp32" if distributed.max_over_ranks(float(precision == "fp32"), device) else precision
+    precision = distributed.same_precision(precision, device)
     steps_per_epoch = _steps_per_epoch(train_loader, world)
     if seed is not None:
         seed_everything(seed)
