@@ -76,14 +76,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_ddp_two_processes_match_one(tmp_path):
-    script = tmp_path / "worker.py"
-    script.write_text(WORKER)
+def _torchrun_two_ranks(tmp_path, source: str, name: str) -> None:
+    """Run ``source`` as 2 CPU ranks under torchrun, with ``tmp_path`` as its argument; it must succeed."""
+    script = tmp_path / name
+    script.write_text(source)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "COURSE_QUIET": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
            "--master_addr=127.0.0.1", f"--master_port={_free_port()}", str(script), str(tmp_path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_ddp_two_processes_match_one(tmp_path):
+    _torchrun_two_ranks(tmp_path, WORKER, "worker.py")
 
     namespace: dict = {}
     exec(COMMON, namespace)  # the same data and model definitions as the workers
@@ -134,11 +139,5 @@ AUTO_WORKER = COMMON + textwrap.dedent(
 
 def test_ddp_ranks_agree_on_the_cpu_precision(tmp_path):
     """precision="auto" probes each process's CPU; the ranks of one run must still train alike."""
-    script = tmp_path / "auto_worker.py"
-    script.write_text(AUTO_WORKER)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "COURSE_QUIET": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
-           "--master_addr=127.0.0.1", f"--master_port={_free_port()}", str(script), str(tmp_path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    _torchrun_two_ranks(tmp_path, AUTO_WORKER, "auto_worker.py")
     assert [(tmp_path / f"precision{r}.txt").read_text() for r in (0, 1)] == ["fp32", "fp32"]
