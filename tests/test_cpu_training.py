@@ -43,6 +43,13 @@ def test_reference_runs_are_resumable_course_train_commands(reference):
     args = reference.course_args("bn_restart", threads=None)
     assert args[args.index("--init-from") + 1] == ".cache/reference/bn_restart.start.pt"
     assert reference.RUNS["bn_restart"]["start"][0] == "bn"
+    # a continued run starts from weights its parent committed (shipped, or kept in benchmarks/weights/)
+    for name, run in reference.RUNS.items():
+        if "start" in run:
+            assert reference.weights_path(run["start"][0]).is_relative_to(reference.REPO), name
+    assert reference.weights_path("faithful_chunk2") == reference.REPO / "benchmarks" / "weights" / "faithful_chunk2.pt"
+    with pytest.raises(SystemExit, match="history only"):
+        reference.weights_path("faithful_noaux")
     # the faithful checkpoint keeps the aux heads: assignment 3's grader loads the student's whole network
     assert reference.RUNS["faithful"]["keep_aux"] and not reference.RUNS["bn"]["keep_aux"]
     # the book lists the runs it expects from the package's own list
@@ -125,6 +132,15 @@ def test_continued_run_starts_from_its_parents_weights(reference, tmp_path, cour
     assert set(start_state) == {k for k in parent_state if not k.startswith(("aux1.", "aux2."))}
     assert all(torch.equal(start_state[k], parent_state[k]) for k in start_state)
     assert start_meta["model_kwargs"]["aux_logits"] is False
+
+    # a chunk that keeps its weights (for the next chunk) writes them beside the results, not into the package
+    monkeypatch.setitem(reference.RUNS["bn_restart"], "ships", None)
+    monkeypatch.setitem(reference.RUNS["bn_restart"], "keeps", True)
+    assert reference.main(["bn_restart", "--quick", "--out-dir", str(own), "--threads", "1"]) == 0
+    kept_state, kept_meta = load_checkpoint(own / "weights" / "bn_restart.pt")
+    assert kept_meta["reference_run"] == "bn_restart" and kept_meta["check"]["images"] > 0
+    assert set(kept_state) == set(start_state)
+    assert json.loads((own / "results" / "reference_bn_restart.json").read_text())["keeps"] is True
 
     # a commit git does not have: a clear message, not a traceback
     monkeypatch.setitem(reference.RUNS["bn_restart"], "start", ("bn", "0" * 40))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import shutil
 import time
 
@@ -328,6 +329,84 @@ def test_random_crop_is_a_window_of_the_padded_image(mode, np_mode, device):
     again = data.random_crop(x.to(device), p, torch.Generator(device=device).manual_seed(0),
                              padding_mode=mode)
     assert torch.equal(again.cpu(), out)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("scale,ratio,h,w", [(data.PAPER_SCALE, data.PAPER_RATIO, 32, 32),
+                                             ((0.25, 1.0), data.PAPER_RATIO, 32, 32),
+                                             ((0.3, 0.6), (0.5, 2.0), 24, 40)])
+def test_resized_crop_boxes_follow_the_papers_law(scale, ratio, h, w, device):
+    n = 20_000
+    boxes = data.resized_crop_boxes(n, h, w, scale, ratio, torch.Generator(device=device).manual_seed(0), device)
+    assert boxes.shape == (n, 4) and boxes.dtype == torch.int64 and boxes.device.type == device
+    top, left, bh, bw = boxes.cpu().T.double()
+    assert (top >= 0).all() and (left >= 0).all() and (bh >= 1).all() and (bw >= 1).all()
+    assert (top + bh <= h).all() and (left + bw <= w).all()  # every box inside the image
+    # drawn boxes (not the rare fallback) have an area and an aspect inside the ranges, up to the
+    # rounding to whole pixels
+    fraction, aspect = bh * bw / (h * w), bw / bh
+    slack = 2.5 / min(h, w)
+    assert fraction.min() > scale[0] * (1 - slack) ** 2
+    assert fraction.max() < min(1.0, scale[1] * (1 + slack) ** 2) + 1e-9
+    assert aspect.min() > ratio[0] * (1 - slack) and aspect.max() < ratio[1] / (1 - slack)
+    # the area fraction is uniform where every draw fits (small boxes), the log-aspect symmetric
+    # about the centre of its range, and the position uniform over the free room
+    third = scale[0] + (scale[1] - scale[0]) / 3
+    small = fraction < third
+    assert abs(float(fraction[small].mean()) - (scale[0] + third) / 2) < 0.03 * (third - scale[0]) + 1 / (h * w)
+    halves = (fraction[small] < (scale[0] + third) / 2).double().mean()
+    assert 0.42 < float(halves) < 0.58
+    if h == w:  # in a square every small box fits whatever its aspect: no draw of one aspect is redrawn
+        centre = (math.log(ratio[0]) + math.log(ratio[1])) / 2
+        assert abs((aspect[small].log() - centre).mean()) < 0.05
+    room = (h - bh).clamp(min=1)
+    assert 0.4 < float((top / room)[bh < h].mean()) < 0.6
+    again = data.resized_crop_boxes(n, h, w, scale, ratio, torch.Generator(device=device).manual_seed(0), device)
+    assert torch.equal(again, boxes)
+
+
+def test_resized_crop_boxes_fall_back_to_the_largest_centred_box():
+    # nothing of area 100% with aspect 2 fits a square: torchvision's fallback, the whole image
+    boxes = data.resized_crop_boxes(5, 10, 10, (1.0, 1.0), (2.0, 3.0), torch.Generator().manual_seed(0))
+    assert boxes.tolist() == [[2, 0, 5, 10]] * 5  # widest box of the nearest allowed aspect, centred
+    boxes = data.resized_crop_boxes(5, 10, 10, (1.0, 1.0), (0.5, 2.0), torch.Generator().manual_seed(0))
+    assert (boxes[:, 2] * boxes[:, 3] <= 100).all()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_random_resized_crop_resamples_the_box(device):
+    # an image whose pixel values are their own column index: a resized box shows a linear ramp
+    # from the box's left edge to its right edge
+    n, h, w = 64, 16, 16
+    ramp = torch.arange(w, dtype=torch.float32).expand(n, 1, h, w).contiguous().to(device)
+    g = torch.Generator(device=device).manual_seed(1)
+    out = data.random_resized_crop(ramp, (0.2, 0.9), data.PAPER_RATIO, g)
+    assert out.shape == ramp.shape and out.dtype == torch.float32 and out.device.type == device
+    g = torch.Generator(device=device).manual_seed(1)
+    boxes = data.resized_crop_boxes(n, h, w, (0.2, 0.9), data.PAPER_RATIO, g, device).cpu()
+    out = out.cpu()
+    for i in (0, 17, 63):
+        _, left, _, bw = boxes[i].tolist()
+        centres = left - 0.5 + (torch.arange(w) + 0.5) * bw / w  # output pixel centres in the input
+        expected = centres.clamp(0, w - 1)
+        torch.testing.assert_close(out[i, 0, 0], expected, atol=1e-4, rtol=0)
+        torch.testing.assert_close(out[i, 0], out[i, 0, :1].expand(h, w), atol=1e-4, rtol=0)  # only columns vary
+    # uint8 images stay uint8, rounded; a box of the whole image returns the image itself
+    x = random_images(8, h=12, w=12).to(device)
+    same = data.random_resized_crop(x, (1.0, 1.0), (1.0, 1.0), torch.Generator(device=device).manual_seed(0))
+    assert same.dtype == torch.uint8 and torch.equal(same, x)
+    bigger = data.random_resized_crop(x, (0.5, 1.0), generator=torch.Generator(device=device).manual_seed(0),
+                                      size=(20, 20))
+    assert bigger.shape == (8, 3, 20, 20)
+
+
+def test_augment_rejects_impossible_ranges():
+    with pytest.raises(ValueError, match="area fractions"):
+        data.Augment(scale=(0.5, 1.5))
+    with pytest.raises(ValueError, match="choose one crop"):
+        data.Augment(crop_padding=4, scale=(0.25, 1.0))
+    with pytest.raises(ValueError, match="aspect ratios"):
+        data.Augment(scale=(0.25, 1.0), ratio=(2.0, 1.0))
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -6,7 +6,8 @@ One module per job:
                                        std) and the one path uint8 images -> network inputs
 - :mod:`~course_pkg.data.sources`      where the data come from (``$COURSE_DATA``, ``root``,
                                        torchvision) and the decoded-JPEG cache of CIFAR-10
-- :mod:`~course_pkg.data.augment`      crop, flip and cutout as batched tensor operations
+- :mod:`~course_pkg.data.augment`      crop, random-resized crop, flip and cutout as batched tensor
+                                       operations
 - :mod:`~course_pkg.data.loader`       :class:`GpuLoader`: a small data set resident on the device
 - :mod:`~course_pkg.data.imagefolder`  DataLoaders for ImageFolder data sets at 224x224
 
@@ -14,7 +15,8 @@ Everything is importable from here: ``from course_pkg.data import get_loaders, t
 """
 
 from ..device import pick_device
-from .augment import DEFAULT_AUGMENT, Augment, cutout, random_crop, random_flip
+from .augment import (DEFAULT_AUGMENT, PAPER_RATIO, PAPER_SCALE, Augment, cutout, random_crop, random_flip,
+                      random_resized_crop, resized_crop_boxes)
 from .conventions import (CIFAR10_CLASSES, CONVENTIONS, Convention, class_names, convention,
                           denormalize, normalize, prepare, to_tensor)
 from .imagefolder import (IMAGENET_MEAN, IMAGENET_STD, imagefolder_eval_transform,
@@ -31,9 +33,10 @@ def default_device():
 
 
 __all__ = [
-    "Augment", "CONVENTIONS", "Convention", "CorruptDataError", "DataNotFoundError", "GpuLoader",
+    "Augment", "PAPER_RATIO", "PAPER_SCALE", "CONVENTIONS", "Convention", "CorruptDataError", "DataNotFoundError", "GpuLoader",
     "IMAGENET_MEAN", "IMAGENET_STD", "cache_folder", "class_names", "convention", "cutout",
     "data_source", "decode_jpegs", "default_device", "denormalize", "get_loaders",
     "imagefolder_eval_transform", "imagefolder_loaders", "imagefolder_train_transform",
-    "load_arrays", "normalize", "prepare", "random_crop", "random_flip", "to_tensor",
+    "load_arrays", "normalize", "prepare", "random_crop", "random_flip", "random_resized_crop",
+    "resized_crop_boxes", "to_tensor",
 ]

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..device import pick_device
-from .augment import Augment, _resolve_augment, cutout, random_crop, random_flip
+from .augment import Augment, _resolve_augment, cutout, random_crop, random_flip, random_resized_crop
 from .conventions import _stats, prepare
 from .sources import load_arrays
 
@@ -125,6 +125,8 @@ class GpuLoader:
             if self.augment is not None:
                 if self.augment.crop_padding:
                     x = random_crop(x, self.augment.crop_padding, gen, self.augment.padding_mode)
+                if self.augment.scale is not None:
+                    x = random_resized_crop(x, self.augment.scale, self.augment.ratio, gen)
                 if self.augment.flip:
                     x = random_flip(x, gen)
             x = (x.float().div_(255) - self._mean) / self._std
