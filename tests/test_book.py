@@ -270,3 +270,60 @@ def test_index_has_prerequisites_and_maps_chapters_to_assignments_with_times():
         assert cells[0].startswith(f"[{number}.")
     for assignment in sorted(set(PREPARES.values())):
         assert colab_url(f"assignments/{assignment}/{assignment}.ipynb") in index
+
+
+# ------------------------------------------------------------------------------------------------
+# the built site (after `make book`)
+# ------------------------------------------------------------------------------------------------
+_NOT_PROSE = re.compile(r"<(pre|code|script|style|textarea)\b.*?</\1>", re.S | re.I)
+_PIPE_ROW = re.compile(r"^\s*\|.*\|\s*$|\|\s*[-\u2013\u2014:]{3,}\s*\|")
+
+
+def raw_pipe_table_lines(html: str) -> list[str]:
+    """Lines of a page's rendered text (code, scripts and styles left out) that are a markdown pipe
+    table which was not turned into a <table>."""
+    import html as html_lib
+
+    text = _NOT_PROSE.sub(" ", html)
+    text = re.sub(r"<(p|div|br|li|tr|h\d)\b[^>]*>", "\n", text, flags=re.I)
+    text = html_lib.unescape(re.sub(r"<[^>]+>", "", text))
+    return [line.strip() for line in text.splitlines() if _PIPE_ROW.search(line)]
+
+
+def test_the_raw_table_finder_finds_a_printed_table_and_ignores_code():
+    printed = ("<p>| models | crops |\n|\u2014:|\u2014:|\n| 1 | 10 |</p><pre>| a | b |</pre>"
+               "<table><tr><td>1</td></tr></table>")
+    assert raw_pipe_table_lines(printed) == ["| models | crops |", "|\u2014:|\u2014:|", "| 1 | 10 |"]
+    assert raw_pipe_table_lines("<p>x | y is an or</p><code>|---|</code>") == []
+
+
+@pytest.mark.book
+def test_the_built_site_prints_no_table_as_raw_text():
+    site = REPO / "_build" / "html"
+    if not (site / "index.html").is_file():
+        import os
+
+        if os.environ.get("CI"):
+            pytest.fail("_build/html is missing: `make test` builds the book before the tests")
+        pytest.skip("the book is not built (`make book`)")
+    raw = {page.relative_to(site).as_posix(): found for page in sorted(site.rglob("*.html"))
+           if (found := raw_pipe_table_lines(page.read_text(errors="replace")))}
+    assert raw == {}, f"pipe tables printed as text (a text/markdown output not rendered as MyST?): {raw}"
+    tables = sum(page.read_text(errors="replace").count("<table") for page in site.glob("book/0[678]_*.html"))
+    assert tables >= 6  # chapter 6's filter table, chapter 7's recipe and runs, chapter 8's Table 3s
+
+
+@pytest.mark.book
+def test_the_pages_ipynb_download_is_the_copy_with_its_values():
+    sources = REPO / "_build" / "html" / "_sources" / "book"
+    if not sources.is_dir():
+        import os
+
+        if os.environ.get("CI"):
+            pytest.fail("_build/html is missing: `make test` builds the book before the tests")
+        pytest.skip("the book is not built (`make book`)")
+    downloads = sorted(sources.glob("[0-9][0-9]_*.ipynb"))
+    assert len(downloads) == len(CHAPTERS)
+    for page in downloads:
+        text = page.read_text(encoding="utf-8")
+        assert "{glue" not in text and text == (REPO / "book" / "colab" / page.name).read_text(encoding="utf-8")

@@ -1,7 +1,8 @@
 """Fixes to the built site, so that it works offline, reads well on a phone, and a browser reports
 no errors.
 
-1. MathJax from the site itself, so equations render without a CDN.  Sphinx loads MathJax 3 from a CDN by default.  The course is built and tested offline (CI has no
+1. MathJax from the site itself, so equations render without a CDN.
+Sphinx loads MathJax 3 from a CDN by default.  The course is built and tested offline (CI has no
 internet) and readers may open a downloaded copy of the book, so the single-file MathJax 3 bundle
 ``es5/tex-svg.js`` (SVG output: no web fonts to fetch) is copied into ``_build/html/_static`` from
 the ``django-static-mathjax`` package on PyPI (a plain copy of MathJax 3.2.2, no dependencies;
@@ -19,8 +20,9 @@ listed in the ``book`` extra of pyproject.toml).
    ``_static/widgets`` and myst-nb is pointed at them.
 
 4. Colab copies (colab_copies.py): when the build finishes, ``book/colab/<chapter>.ipynb`` is
-   written from the executed chapter with its values and citations written in, and every Colab
-   launch link of a chapter page is pointed at that copy instead of the MyST source.
+   written from the executed chapter with its values and citations written in, every Colab
+   launch link of a chapter page is pointed at that copy instead of the MyST source, and the
+   page's ``.ipynb`` download (``_sources/``) is that copy too.
 
 5. Reading: wide tables scroll inside their own box on narrow screens (static/book_site.css),
    figures get alt text from their plot titles (or their section) instead of a hashed file name,
@@ -88,7 +90,8 @@ def _drop_duplicate_scripts(app: Sphinx, pagename: str, templatename: str, conte
     for script in scripts:
         attributes = getattr(script, "attributes", {}) or {}
         # inline scripts have filename None when first added and "" when Sphinx re-adds them
-        key = (str(getattr(script, "filename", script) or ""), tuple(sorted((k, str(v)) for k, v in attributes.items())))
+        key = (str(getattr(script, "filename", script) or ""),
+               tuple(sorted((k, str(v)) for k, v in attributes.items())))
         if key not in seen:
             seen.add(key)
             unique.append(script)
@@ -159,7 +162,8 @@ def _alt_text(app: Sphinx, doctree, docname: str) -> None:
         while section is not None and not isinstance(section, nodes.section):
             section = section.parent
         heading = section[0].astext() if section is not None else docname
-        image["alt"] = "Figure: " + ("; ".join(dict.fromkeys(titles)) if titles else f"a figure of the section “{heading}”")
+        image["alt"] = "Figure: " + ("; ".join(dict.fromkeys(titles)) if titles
+                                     else f"a figure of the section “{heading}”")
 
 
 def _chapters(app: Sphinx) -> list[Path]:
@@ -171,6 +175,13 @@ def _colab_copies(app: Sphinx, exception: Exception | None) -> None:
         return
     executed = Path(app.outdir).parent / "jupyter_execute" / "book"
     write_copies(REPO, executed, _chapters(app))
+    # the page's .ipynb download serves the source, whose prose holds raw {glue} roles: serve the
+    # copy instead, with the values written in
+    for chapter in _chapters(app):
+        source = Path(app.outdir) / "_sources" / "book" / chapter.name
+        copy = REPO / "book" / "colab" / chapter.name
+        if source.is_file() and copy.is_file():
+            shutil.copyfile(copy, source)
     # the theme's Colab button opens the chapter's source; point it at the copy
     link = re.compile(r"(colab\.research\.google\.com/github/[^\"'\s]+?/blob/[^/\"']+/)book/(\d\d_[\w-]+\.ipynb)")
     for page in (Path(app.outdir) / "book").glob("[0-9][0-9]_*.html"):
