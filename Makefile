@@ -1,6 +1,7 @@
-# The README's two commands:
+# The README's commands:
 #   make book   set up .venv (first time), then build the HTML book into _build/html
-#   make test   set up .venv (first time), then run the whole test suite
+#   make check  the fast inner loop: lint, then the tests not marked slow or book (no book build)
+#   make test   set up .venv (first time), then run the whole test suite (what CI runs)
 SHELL  := /bin/bash
 PYTHON ?= python3
 VENV   ?= .venv
@@ -10,7 +11,7 @@ PY     := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv book browser sandbox widgets-js test clean
+.PHONY: venv book browser sandbox widgets-js check test clean
 
 venv: $(STAMP)
 
@@ -57,7 +58,16 @@ sandbox:
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q bubblewrap; }
 
+# Lint and the fast tests, for every change; the markers (pyproject.toml) say which tests are left
+# to `make test` and why: `slow` (real training, real nbgrader runs of a class) and `book` (they
+# read the built book).  The sandbox tests run only where bubblewrap is installed (`make sandbox`).
+LINTED := course_pkg tests benchmarks tools book/_ext nbgrader_config.py assignments_src
+check: $(STAMP)
+	$(VENV)/bin/ruff check $(LINTED)
+	$(PY) -m pytest -q -m "not slow and not book"
+
 test: $(STAMP) book browser sandbox
+	$(VENV)/bin/ruff check $(LINTED)
 	$(PY) -m pytest
 
 # Assignment sources (assignments_src/<a>.py, jupytext percent files) -> instructor notebooks

@@ -83,11 +83,13 @@ def main() -> None:
         f"Command: `python benchmarks/cpu_eval_cost.py --images {args.images} --repeats {args.repeats}`"
         f" (median of {args.repeats} repeats, batch {args.batch}, fp32, eval mode)",
         "",
-        "| stem | 3a runs at | layout | multiply-adds / image | params (inference) | s per 1,000 images (median) | within 60 s |",
+        "| stem | 3a runs at | layout | multiply-adds / image | params (inference) | s per 1,000 images (median) "
+        "| within 60 s |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['stem']} | {r['stem']}x{r['stem']} | {r['layout']} | {r['macs']:,} | {r['params_inference']:,} | "
+        lines.append(f"| {r['stem']} | {r['stem']}x{r['stem']} | {r['layout']} | {r['macs']:,} | "
+                     f"{r['params_inference']:,} | "
                      f"{r['median_s_per_1000_images']} | {'yes' if r['meets_60s_grading_budget'] else 'no'} |")
     lines += ["", f"stem 32 / stem 16 time ratio (channels_last): {ratio:.2f}; "
               f"NCHW / channels_last (stem 16): {layout_gain:.2f}",

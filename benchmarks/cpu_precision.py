@@ -131,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
     command = "python benchmarks/cpu_precision.py" + ("" if argv is None and len(sys.argv) == 1 else
                                                       " " + " ".join(sys.argv[1:] if argv is None else argv))
-    result = {**meta(torch.device("cpu")), "command": command, "quick": args.quick, "size": size, "batch": batch, "recipe": CIFAR10.replace(epochs=size["epochs"]).as_dict(),
-              "runs": runs, "verdict": verdict(runs)}
+    result = {**meta(torch.device("cpu")), "command": command, "quick": args.quick, "size": size, "batch": batch,
+              "recipe": CIFAR10.replace(epochs=size["epochs"]).as_dict(), "runs": runs, "verdict": verdict(runs)}
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "cpu_precision.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out_dir / "cpu_precision.md").write_text(markdown(result))

@@ -148,7 +148,8 @@ def markdown(r: dict) -> str:
               f"- ≥ {TARGET_MATMUL_FRACTION:.0%} of the bf16 matmul rate: {t['matmul_fraction']:.0%} — "
               f"{'met' if t['matmul_fraction_met'] else 'not met'}",
               *([f"- **On this CPU bf16 matrix products are slower than fp32** (bf16/fp32 = "
-                 f"{r['bf16_over_fp32_matmul']:.2f}; AMX matrix units: {'yes' if r['cpu_capability'].get('amx') else 'no'}), so the bf16 "
+                 f"{r['bf16_over_fp32_matmul']:.2f}; AMX matrix units: "
+                 f"{'yes' if r['cpu_capability'].get('amx') else 'no'}), so the bf16 "
                  "matmul rate is no ceiling here and the fraction above says nothing: compare the images/s."]
                 if r["bf16_over_fp32_matmul"] < 1 else []),
               "", "Forward multiply-adds per image (course_pkg.profile.count_macs): "
@@ -175,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--render", action="store_true", help="only rewrite <name>.md from <name>.json")
     args = parser.parse_args(argv)
     if args.render:
-        (args.out_dir / f"{args.name}.md").write_text(markdown(json.loads((args.out_dir / f"{args.name}.json").read_text())))
+        (args.out_dir / f"{args.name}.md").write_text(
+            markdown(json.loads((args.out_dir / f"{args.name}.json").read_text())))
         return 0
     if args.quick:
         if args.out_dir.resolve() == RESULTS.resolve():
@@ -189,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     from course_pkg.train import cpu_has_native_bf16, pick_precision
 
     images, labels = load_arrays("cifar10", "train", args.images)
-    result = {**meta("cpu"), "command": " ".join(["python benchmarks/cpu_speed.py", *(sys.argv[1:] if argv is None else argv)]),
+    result = {**meta("cpu"),
+              "command": " ".join(["python benchmarks/cpu_speed.py", *(sys.argv[1:] if argv is None else argv)]),
               "threads": torch.get_num_threads(), "batch": args.batch, "images_per_epoch": len(labels),
               "epochs": args.epochs, "quick": args.quick,
               "cpu_capability": {"torch": torch.backends.cpu.get_cpu_capability(),

@@ -1,39 +1,37 @@
 #!/usr/bin/env bash
-# One call of the lent GPU machine: run benchmark steps, then pack what they wrote into $OUT.
+# The one GPU entry point: a call of the lent GPU machine runs the steps named, then packs what they
+# wrote into $OUT.
 #
 #   COURSE_COMMIT=<short hash of the committed tree> bash benchmarks/gpu_session.sh STEP [STEP ...]
 #
 # The device tool copies the working tree without .git, so the caller names the commit (commit
 # first: the tree must be exactly that commit). Data: the CIFAR-10 JPEG copy in .device_data/
-# (carried, see benchmarks/README.md). Steps, in the order of what they unblock:
+# (carried, see benchmarks/README.md). A step is
 #
-#   published   bn + faithful, 30 epochs each, shipped as course_pkg/pretrained/googlenet_cifar_*
-#   multicrop   Table-3 on CIFAR-10 with the shipped checkpoints (and an ensemble of every BN-layout
-#               checkpoint this call trained), and the 144-view throughput of the 224x224 googlenet
-#   ablation    faithful without aux heads; the init ablation (PyTorch / He / Caffe), 10 epochs each
-#   tricks      the BN recipe with one trick changed at a time
-#   stem        the BN layout with the 32x32 stem
-#   speed       fp32, NCHW and torch.compile throughput (a few epochs each)
-#   frontier    the BN layout at 10/15/20/40 epochs: accuracy against training time
+#   RUN      a reference run of benchmarks/reference_cpu.py (`--list` names them): the same recipe,
+#            trained by `course train` on the GPU, its results and weights written as on the CPU
+#   table3   Table 3 on CIFAR-10 (benchmarks/multicrop_cifar.py, the full test split, bf16)
 #
 # Every step runs under one deadline (BUDGET seconds, default 540 of the tool's 600), so that the
-# packing at the end always happens; a step cut short keeps the runs that finished (each script
-# rewrites its results after every run). What comes back (the tool returns at most 8 files):
-#   $OUT/results.tar.gz   benchmarks/results/ files written by this call
+# packing at the end always happens. What comes back (the tool returns few files):
+#   $OUT/results.tar.gz   files written by this call under benchmarks/results/, benchmarks/weights/
+#                         and course_pkg/pretrained/
 #   $OUT/log.txt          everything the steps printed
-#   $OUT/googlenet_cifar_{bn,faithful}.{pt,json}   when `published` ran
+# QUICK=1 runs each reference run as its plumbing check (32 images, into $OUT/quick): how the tests
+# run this script on a CPU.
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 
 OUT=${OUT:-/tmp/gpu_session_out}
 BUDGET=${BUDGET:-540}
+QUICK=${QUICK:-}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 COURSE_QUIET=1
 export COURSE_DATA=${COURSE_DATA:-$PWD/.device_data}
+PYTHON=${PYTHON:-python3}
 mkdir -p "$OUT"
 LOG="$OUT/log.txt"
 START=$SECONDS
-CKPTS=${CKPTS:-.cache/benchmarks/cifar}  # where train_cifar.py keeps every run's checkpoint
-MARK=$(mktemp)  # results newer than this file were written by this call
+MARK=$(mktemp)  # files newer than this one were written by this call
 
 say() { echo "[gpu_session $((SECONDS - START)) s] $*" | tee -a "$LOG"; }
 left() { echo $((BUDGET - (SECONDS - START))); }
@@ -46,46 +44,37 @@ if [ ! -f "$COURSE_DATA/cifar10_jpeg.npz" ]; then
     echo "gpu_session: no $COURSE_DATA/cifar10_jpeg.npz: copy it there and carry the folder (benchmarks/README.md)" >&2
     exit 2
 fi
-[ $# -gt 0 ] || { sed -n 2,26p "$0"; exit 2; }
-
-# run SECONDS_RESERVED CMD...: the command gets what is left of the budget minus the reserve
-run() {
-    local reserve=$1; shift
-    local limit=$(( $(left) - reserve ))
-    if [ "$limit" -lt 30 ]; then say "skipped (budget spent): $*"; return 0; fi
-    say "start (limit ${limit} s): $*"
-    timeout --signal=INT --kill-after=15 "$limit" "$@" 2>&1 | tee -a "$LOG"
-    say "exit ${PIPESTATUS[0]}: $1 ${2:-} ${3:-}"
-}
-stop_after() { echo $(( $(left) - ${1:-120} )); }  # start no new run when less than this is left
-
-python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_available() else '')" 2>&1 | tee -a "$LOG"
-
+[ $# -gt 0 ] || { sed -n 2,22p "$0"; exit 2; }
+RUNS=$("$PYTHON" -c "import sys; sys.path.insert(0, 'benchmarks'); import reference_cpu; print(' '.join(reference_cpu.RUNS))")
 for step in "$@"; do
-    case "$step" in
-        published) run 20 python3 benchmarks/train_cifar.py --group published --publish --stop-after "$(stop_after 150)" ;;
-        ablation)  run 20 python3 benchmarks/train_cifar.py --group ablation --stop-after "$(stop_after 110)" ;;
-        tricks)    run 20 python3 benchmarks/train_cifar.py --group tricks --stop-after "$(stop_after 90)" ;;
-        stem)      run 20 python3 benchmarks/train_cifar.py --group stem ;;
-        speed)     run 20 python3 benchmarks/train_cifar.py --group speed --stop-after "$(stop_after 150)" ;;
-        frontier)  run 20 python3 benchmarks/train_cifar.py --only bn --sweep epochs=10,15,20,40 --tag frontier \
-                       --stop-after "$(stop_after 120)" ;;
-        multicrop)
-            run 20 python3 benchmarks/multicrop_throughput.py --bf16
-            run 20 python3 benchmarks/multicrop_cifar.py --bf16
-            ensemble=$(ls "$CKPTS"/bn*.pt 2>/dev/null | grep -v resume | paste -sd, -)
-            if [ -n "$ensemble" ] && [ "$(echo "$ensemble" | tr ',' '\n' | wc -l)" -gt 1 ]; then
-                run 20 python3 benchmarks/multicrop_cifar.py --bf16 --models "$ensemble" --stem multicrop_cifar_ensemble
-            else
-                say "multicrop ensemble: fewer than two BN-layout checkpoints trained in this call; skipped"
-            fi ;;
-        *) say "unknown step $step (see the top of this file)"; exit 2 ;;
+    case " $RUNS table3 " in
+        *" $step "*) ;;
+        *) say "unknown step $step: choose table3 or a reference run ($RUNS)"; exit 2 ;;
     esac
 done
 
-# pack: results written by this call, and the published checkpoints
-find benchmarks/results -type f -newer "$MARK" -print0 | tar -czf "$OUT/results.tar.gz" --null -T -
-for f in course_pkg/pretrained/googlenet_cifar_*.pt course_pkg/pretrained/googlenet_cifar_*.json; do
-    [ -f "$f" ] && [ "$f" -nt "$MARK" ] && cp "$f" "$OUT/"
+# run CMD...: the command gets what is left of the budget, less 20 s for the packing
+run() {
+    local limit=$(( $(left) - 20 ))
+    if [ "$limit" -lt 30 ]; then say "skipped (budget spent): $*"; return 0; fi
+    say "start (limit ${limit} s): $*"
+    timeout --signal=INT --kill-after=15 "$limit" "$@" 2>&1 | tee -a "$LOG"
+    say "exit ${PIPESTATUS[0]}: $*"
+}
+
+"$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_available() else '')" 2>&1 | tee -a "$LOG"
+
+for step in "$@"; do
+    if [ "$step" = table3 ]; then
+        run "$PYTHON" benchmarks/multicrop_cifar.py --bf16
+    elif [ -n "$QUICK" ]; then
+        run "$PYTHON" benchmarks/reference_cpu.py "$step" --quick --out-dir "$OUT/quick"
+    else
+        run "$PYTHON" benchmarks/reference_cpu.py "$step"
+    fi
 done
-say "packed: $(ls "$OUT" | tr '\n' ' ')"
+
+# pack: what this call wrote where results and weights are committed
+find benchmarks/results benchmarks/weights course_pkg/pretrained -type f -newer "$MARK" -print0 2>/dev/null \
+    | tar -czf "$OUT/results.tar.gz" --null -T -
+say "packed: $(tar -tzf "$OUT/results.tar.gz" | tr '\n' ' ')"

@@ -77,12 +77,10 @@ def load_models(names: list[str] | None, device: torch.device) -> tuple[list[str
     if names is None:
         names = [n for n in shipped if n.startswith("googlenet_cifar")]
     if not names:
-        planned = getattr(pretrained, "PLANNED", {})
-        how = "; ".join(f"{n}: `{cmd}`" for n, cmd in planned.items()) or "see course_pkg.pretrained"
         raise SystemExit(
             "no googlenet_cifar checkpoints are shipped in course_pkg/pretrained "
-            f"(shipped: {', '.join(shipped) or 'none'}). Train them first ({how}), "
-            "or name checkpoints with --models."
+            f"(shipped: {', '.join(shipped) or 'none'}). Train them first (`python benchmarks/reference_cpu.py bn` "
+            "and `... faithful`), or name checkpoints with --models."
         )
     from course_pkg.checkpoint import CheckpointError, load_model
 
@@ -195,7 +193,8 @@ def main(argv: list[str] | None = None) -> dict:
         chunk_size=args.chunk_size,
         autocast=torch.bfloat16 if args.bf16 else None,
     )
-    command = "python benchmarks/multicrop_cifar.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
+    command = ("python benchmarks/multicrop_cifar.py"
+               + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip())
     result = {
         **meta(device),
         "command": command.strip(),

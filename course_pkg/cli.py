@@ -124,8 +124,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.compile is False:
             raise UserError("--compile-mode needs compile: drop --no-compile")
         flags["compile"] = args.compile_mode
-    if flags.get("cutout") and flags.get("augment") is False:
-        raise UserError("--cutout is an augmentation: it cannot be combined with --no-augment")
+    for augmentation in ("cutout", "scale"):
+        if flags.get(augmentation) and flags.get("augment") is False:
+            raise UserError(f"--{augmentation} is an augmentation: it cannot be combined with --no-augment")
+    if flags.get("scale") is not None:
+        flags["scale"] = tuple(flags["scale"])
     try:
         recipe = RECIPES[dataset].replace(**flags)
     except (TypeError, ValueError) as err:
@@ -221,7 +224,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{result['model']} on {dataset} test ({n} images): accuracy {acc:.4f}  ({seconds:.1f} s on {device}, {precision})")
+        print(f"{result['model']} on {dataset} test ({n} images): accuracy {acc:.4f}  "
+              f"({seconds:.1f} s on {device}, {precision})")
     return 0
 
 
@@ -244,9 +248,6 @@ def cmd_pretrained(args: argparse.Namespace) -> int:
         acc = f"{r['test_acc']:.4f}" if isinstance(r["test_acc"], float) else "?"
         print(f"{r['name']:<28} {r['model']} {r['model_kwargs']} on {r['dataset']}: test acc {acc}, "
               f"{r['epochs']} epochs, {r['megabytes']} MB")
-    for name, command in pretrained.PLANNED.items():
-        if name not in pretrained.available():
-            print(f"{name:<28} not shipped in this version: {command}")
     return 0
 
 
@@ -292,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch.compile with this mode (implies --compile); reduce-overhead uses CUDA graphs")
     t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
     t.add_argument("--cutout", type=int, metavar="PIXELS", help="also blank a random square of this size (0: off)")
+    t.add_argument("--scale", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                   help="random-resized crop of LOW..HIGH of the image area (the paper's scale augmentation, "
+                        "aspect 3/4..4/3) instead of the padded crop")
     t.add_argument("--limit", type=int, help="use only N training and N test images, spread evenly over each split")
     t.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: a GPU if there is one)")
     t.add_argument("--seed", type=int, default=0)

@@ -10,22 +10,22 @@ rule, is in its docstring); this module scores them:
 - :func:`evaluate_accuracy`  top-1 over a loader, the validation pass of ``fit`` (DDP-aware)
 - :func:`evaluate_multicrop`, :func:`format_table3`   a table shaped like the paper's Table 3
 
-Every accuracy of the course is counted by one function, :func:`count_correct`.  The views and
-figures stay importable from here (``evaluate.multicrop_views``, ``evaluate.plot_multicrop_views``).
+Every accuracy of the course is counted by one function, :func:`course_pkg.accuracy.count_correct`.
+The accuracy functions, the views and the figures stay importable from here
+(``evaluate.accuracy``, ``evaluate.multicrop_views``, ``evaluate.plot_multicrop_views``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from contextlib import nullcontext
+from collections.abc import Mapping, Sequence
 from typing import Callable, Union
 
 import torch
 import torch.nn as nn
 
-from .device import default_channels_last, pick_device, pick_precision
-from .distributed import all_reduce_sum
+from .accuracy import (AUTOCAST_DTYPES, _autocast, _device_of, accuracy, count_correct,  # noqa: F401 (re-exported)
+                       evaluate_accuracy, topk_accuracy, topk_hits)
 from .models.googlenet import main_logits
 from .multicrop import (FIVE_POSITIONS, PAPER_CROP, PAPER_SCALES, POSITIONS_144,  # noqa: F401 (re-exported)
                         SCHEMES, SQUARES_LANDSCAPE, SQUARES_PORTRAIT, ViewBox, centre_offset,
@@ -35,14 +35,8 @@ from .multicrop_figures import (PAPER_TABLE3_TOP5_ERROR, format_table3, plot_mul
                                 plot_multicrop_views)  # (re-exported: released notebooks import them from here)
 
 REDUCES = ("softmax_mean", "logit_mean", "max")
-#: autocast dtype of each precision of :func:`course_pkg.device.pick_precision`
-AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 ModelOrModels = Union[nn.Module, Sequence[nn.Module]]
-
-
-def _autocast(device: torch.device, dtype: torch.dtype | None):
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -56,14 +50,6 @@ def _model_list(models: ModelOrModels) -> list[nn.Module]:
     if not models or not all(isinstance(m, nn.Module) for m in models):
         raise TypeError("models must be an nn.Module or a non-empty sequence of nn.Modules")
     return models
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    for b in model.buffers():
-        return b.device
-    return torch.device("cpu")
 
 
 def reduce_views(logits: torch.Tensor, reduce: str = "softmax_mean") -> torch.Tensor:
@@ -131,9 +117,8 @@ def predict_multicrop_per_model(
                 if channels_last:
                     views = views.contiguous(memory_format=torch.channels_last)
                 for m_i, m in enumerate(models):
-                    logits = torch.cat(
-                        [main_logits(m(views[j : j + per_forward])).float() for j in range(0, views.shape[0], per_forward)]
-                    )
+                    logits = torch.cat([main_logits(m(views[j: j + per_forward])).float()
+                                        for j in range(0, views.shape[0], per_forward)])
                     logits = logits.reshape(chunk.shape[0], k, -1)
                     if k < v:
                         logits = logits[:, inverse_t.to(logits.device)]
@@ -182,133 +167,6 @@ def predict_multicrop(
         autocast=autocast,
         channels_last=channels_last,
     ).mean(0)
-
-
-# ----------------------------------------------------------------------------------------------
-# Accuracy: one way to count
-
-
-def _check_topk(n_scores: int, n_classes: int, labels: torch.Tensor, ks: tuple[int, ...]) -> None:
-    if labels.shape[0] != n_scores:
-        raise ValueError(f"{n_scores} score rows but {labels.shape[0]} labels; they must match")
-    too_big = [kk for kk in ks if kk < 1 or kk > n_classes]
-    if too_big:
-        raise ValueError(f"top-k with k={too_big} is impossible for {n_classes} classes; use 1 <= k <= classes")
-
-
-def topk_hits(scores: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1,)) -> dict[int, torch.Tensor]:
-    """How many rows of ``scores [N, classes]`` have their label among the ``k`` highest scores,
-    for each ``k`` (0-dim int64 tensors on the scores' device, so counting never waits for the GPU).
-
-    Top-1 is ``argmax`` (the first of tied maxima); top-k for k > 1 uses ``topk``."""
-    ks = tuple(ks)
-    if scores.ndim != 2:
-        raise ValueError(f"scores must be [N, classes], got shape {tuple(scores.shape)}")
-    labels = torch.as_tensor(labels, device=scores.device).long().reshape(-1)
-    _check_topk(scores.shape[0], scores.shape[1], labels, ks)
-    hits = {}
-    for kk in ks:
-        if kk == 1:
-            hits[kk] = (scores.argmax(1) == labels).sum()
-        else:
-            hits[kk] = (scores.topk(kk, dim=1).indices == labels[:, None]).any(1).sum()
-    return hits
-
-
-def topk_accuracy(scores: torch.Tensor, labels: torch.Tensor, k: Sequence[int] | int = (1, 5)) -> dict[int, float]:
-    """Fraction of rows whose label is among the ``k`` highest scores, for each ``k``."""
-    ks = (k,) if isinstance(k, int) else tuple(k)
-    hits = topk_hits(scores, labels, ks)
-    if scores.shape[0] == 0:
-        raise ValueError("no samples: scores and labels are empty")
-    return {kk: hits[kk].item() / scores.shape[0] for kk in ks}
-
-
-def count_correct(
-    model: nn.Module,
-    batches: Iterable,
-    ks: Sequence[int] = (1,),
-    *,
-    device: torch.device | None = None,
-    preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    autocast: torch.dtype | None = None,
-    channels_last: bool = False,
-) -> tuple[dict[int, int], int]:
-    """``({k: correct}, seen)`` of ``model``'s main head over ``batches`` of ``(images, labels)``.
-
-    The one counting loop behind every accuracy of the course: eval mode (the train/eval flag is
-    restored afterwards), inference mode, images moved to ``device`` (default: the model's),
-    then ``preprocess``, then NHWC if ``channels_last``, then the forward pass under ``autocast``.
-    """
-    ks = tuple(ks)
-    device = device if device is not None else _device_of(model)
-    hits = {kk: torch.zeros((), dtype=torch.int64, device=device) for kk in ks}
-    seen = 0
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.inference_mode(), _autocast(device, autocast):
-            for batch in batches:
-                x, y = batch[0].to(device, non_blocking=True), batch[1]
-                if preprocess is not None:
-                    x = preprocess(x)
-                if channels_last and x.ndim == 4:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                for kk, n in topk_hits(main_logits(model(x)), y, ks).items():
-                    hits[kk] += n
-                seen += len(y)
-    finally:
-        model.train(was_training)
-    return {kk: int(h.item()) for kk, h in hits.items()}, seen
-
-
-def accuracy(
-    model: nn.Module,
-    data,
-    topk: Sequence[int] | int = (1, 5),
-    *,
-    batch_size: int = 256,
-    preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    autocast: torch.dtype | None = None,
-) -> dict[int, float]:
-    """Top-k accuracy of ``model`` (eval mode, restored afterwards) on ``data``.
-
-    ``data``: an iterable of ``(images, labels)`` batches (a DataLoader), or a pair of tensors
-    ``(images, labels)`` which is cut into batches of ``batch_size``.
-    """
-    ks = (topk,) if isinstance(topk, int) else tuple(topk)
-    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
-        images, labels = data
-        if images.shape[0] != labels.shape[0]:
-            raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels; they must match")
-        batches: Iterable = ((images[i : i + batch_size], labels[i : i + batch_size]) for i in range(0, len(images), batch_size))
-    else:
-        batches = data
-    hits, total = count_correct(model, batches, ks, preprocess=preprocess, autocast=autocast)
-    if total == 0:
-        raise ValueError("data yielded no samples")
-    return {kk: hits[kk] / total for kk in ks}
-
-
-def evaluate_accuracy(
-    model: nn.Module, loader: Iterable, device: str | torch.device | None = None,
-    precision: str = "auto", channels_last: bool | None = None,
-) -> tuple[float, int]:
-    """Top-1 accuracy of ``model`` over ``loader``: returns ``(accuracy, n)``, all-reduced under DDP.
-
-    The validation pass of :func:`course_pkg.train.fit`: ``precision`` as in
-    :func:`course_pkg.device.pick_precision`; ``channels_last=None`` follows
-    :func:`course_pkg.device.default_channels_last` for evaluation (NHWC on GPUs and CPUs)."""
-    device = pick_device(device) if device is None or not isinstance(device, torch.device) else device
-    precision = pick_precision(device, precision)
-    if channels_last is None:
-        channels_last = default_channels_last(device)
-    hits, seen = count_correct(model, loader, (1,), device=device, autocast=AUTOCAST_DTYPES[precision],
-                               channels_last=channels_last)
-    total_correct, total_seen = all_reduce_sum([float(hits[1]), float(seen)], device)
-    if total_seen == 0:
-        raise ValueError("the evaluation loader yielded no batches")
-    return total_correct / total_seen, int(total_seen)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -57,7 +57,8 @@ def plot_multicrop_views(
     if scheme == "googlenet144":
         n_scales, ncols = v // 36, 12
         fig = plt.figure(figsize=(ncols * thumb_inches + 1.3, n_scales * 3 * thumb_inches * 1.12 + 0.9))
-        outer = fig.add_gridspec(n_scales, 1, hspace=0.12, left=1.1 / (ncols * thumb_inches + 1.3), right=0.99, top=1 - 0.65 / fig.get_figheight(), bottom=0.01)
+        outer = fig.add_gridspec(n_scales, 1, hspace=0.12, left=1.1 / (ncols * thumb_inches + 1.3), right=0.99,
+                                 top=1 - 0.65 / fig.get_figheight(), bottom=0.01)
         for si in range(n_scales):
             inner = outer[si].subgridspec(3, ncols, wspace=0.04, hspace=0.04)
             for sq in range(3):
@@ -126,7 +127,8 @@ def plot_multicrop_boxes(
     shown = shown.clamp(0, 1).permute(1, 2, 0).cpu().numpy()
     aspect = w / h
     fig, axes = plt.subplots(len(rows), len(cols), squeeze=False,
-                             figsize=(max(7.5, panel_inches * aspect * len(cols) + 0.8), panel_inches * len(rows) + 0.9))
+                             figsize=(max(7.5, panel_inches * aspect * len(cols) + 0.8),
+                                      panel_inches * len(rows) + 0.9))
     colours = dict(zip(POSITIONS_144, ("tab:blue", "tab:orange", "tab:green", "tab:red", "magenta", "yellow")))
     for (r, scale), (c, square) in itertools.product(enumerate(rows), enumerate(cols)):
         ax = axes[r, c]

@@ -21,7 +21,7 @@ import json
 import os
 import shutil
 import statistics
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +33,8 @@ WHERE_ONLINE = "benchmarks/results/ in the course repository"
 # The results files the book reads, which therefore travel with the package (glob patterns).
 SHIPPED = ("reference_*.json", "cpu_speed.json", "multicrop_cifar*.json")
 # The runs of benchmarks/reference_cpu.py, each written to reference_<run>.json.
-REFERENCE_RUNS = ("bn", "bn_restart", "faithful", "faithful_restart", "faithful_chunk2", "faithful_noaux",
-                  "init_pytorch", "init_he", "init_caffe")
-
-
-def results_folder() -> Path:
-    return Path(os.environ.get("COURSE_RESULTS") or REPO_RESULTS)
+REFERENCE_RUNS = ("bn", "bn_restart", "faithful", "faithful_restart", "faithful_chunk2", "bn_scale", "bn_scale_s1",
+                  "bn_scale_s2", "faithful_noaux", "init_pytorch", "init_he", "init_caffe")
 
 
 def _folders(folder: str | os.PathLike | None) -> list[Path]:
@@ -93,42 +89,6 @@ def ship(source: str | os.PathLike = REPO_RESULTS, target: str | os.PathLike = S
 def is_shipped(name: str) -> bool:
     """Whether a results file named ``name`` (``reference_bn.json``) travels with the package."""
     return any(fnmatch.fnmatch(name, pattern) for pattern in SHIPPED)
-
-
-def runs_by_name(summary: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The runs of a benchmark results file, by their names (``bn``, ``init_he``, ``bn[epochs=20]``)."""
-    return {r["name"]: r for r in summary.get("runs", [])}
-
-
-def _stamp(run: Mapping[str, Any]) -> str:
-    env = run.get("environment") or {}
-    if not env:
-        return ""
-    return f"{env.get('device_name', '?')}, {str(env.get('date', '?'))[:10]}, commit {env.get('commit', '?')}"
-
-
-def ablation_rows(summary: Mapping[str, Any], names: Iterable[str], base: str = "bn") -> list[dict[str, Any]]:
-    """One row per run: its final test accuracy and the change against ``base`` in percentage
-    points, its training time and throughput. Runs missing from the summary are left out; the
-    base comes first."""
-    runs = runs_by_name(summary)
-    if base not in runs:
-        raise KeyError(f"the results have no run named {base!r} (they have: {', '.join(runs) or 'none'})")
-    ref = runs[base]["final_test_acc"]
-    rows = []
-    for name in [base, *[n for n in names if n != base]]:
-        if name not in runs:
-            continue
-        r = runs[name]
-        rows.append({
-            "run": name, "what": r.get("what", ""), "epochs": r.get("epochs"),
-            "test accuracy": f"{100 * r['final_test_acc']:.2f}%",
-            f"vs {base}": "—" if name == base else f"{100 * (r['final_test_acc'] - ref):+.2f} pp",
-            "training s": r.get("train_seconds"),
-            "images/s": f"{r['images_per_s_median']:,.0f}" if r.get("images_per_s_median") else "—",
-            "measured on": _stamp(r),
-        })
-    return rows
 
 
 # NVIDIA T4 datasheet: 65 TFLOPS of mixed-precision (fp16) tensor-core math; a multiply-add is
@@ -263,26 +223,6 @@ def plot_learning_curves(histories: Mapping[str, list[Mapping[str, Any]]], ax=No
     return fig
 
 
-def plot_frontier(runs: Iterable[Mapping[str, Any]], ax=None, target: tuple[float, float] | None = None):
-    """Final test accuracy against training seconds, one point per run (labelled), with the
-    course's target as a dashed corner if given as ``(accuracy, seconds)``."""
-    fig, ax = _figure(ax, (6, 3.5))
-    runs = sorted(runs, key=lambda r: r["train_seconds"])
-    xs = [r["train_seconds"] for r in runs]
-    ys = [100 * r["final_test_acc"] for r in runs]
-    ax.plot(xs, ys, "o-")
-    for r, x, y in zip(runs, xs, ys):
-        ax.annotate(r["name"], (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7)
-    if target:
-        acc, seconds = target
-        ax.axhline(100 * acc, ls="--", c="grey")
-        ax.axvline(seconds, ls="--", c="grey")
-    ax.set_xlabel("training seconds")
-    ax.set_ylabel("test accuracy (%)")
-    ax.grid(alpha=0.3)
-    return fig
-
-
 def plot_table3(rows: list[Mapping[str, Any]], ax=None):
     """Top-1 accuracy per multi-crop row (``benchmarks/multicrop_cifar.py``), one bar group per
     scheme and one bar per ensemble size."""
@@ -304,7 +244,6 @@ def plot_table3(rows: list[Mapping[str, Any]], ax=None):
     return fig
 
 
-__all__ = ["REFERENCE_RUNS", "REPO_RESULTS", "SHIPPED", "SHIPPED_RESULTS", "T4_FP16_MACS_PER_S", "WHERE_ONLINE", "ablation_rows",
-           "epoch_times", "is_shipped", "load", "markdown_table", "plot_cpu_frontier",
-           "plot_frontier", "plot_learning_curves", "plot_table3", "reference_rows", "reference_runs",
-           "results_folder", "runs_by_name", "ship", "unshared_epochs"]
+__all__ = ["REFERENCE_RUNS", "REPO_RESULTS", "SHIPPED", "SHIPPED_RESULTS", "T4_FP16_MACS_PER_S", "WHERE_ONLINE",
+           "epoch_times", "is_shipped", "load", "markdown_table", "plot_cpu_frontier", "plot_learning_curves",
+           "plot_table3", "reference_rows", "reference_runs", "ship", "unshared_epochs"]

@@ -4,10 +4,11 @@ Used by the book, the assignment solutions and ``course train``.  Read it top to
 loss with GoogLeNet's auxiliary heads, the
 optimizer and learning-rate schedules, one epoch (:func:`train_one_epoch`), then :func:`fit`
 itself — a plain PyTorch loop with the speed tricks named where they happen.  What ``fit`` leans
-on lives in modules of their own: the hyperparameters (:mod:`course_pkg.recipes`), the device, precision and memory layout
-(:mod:`course_pkg.device`), DDP under ``torchrun`` (:mod:`course_pkg.distributed`), saving and
-resuming (:mod:`course_pkg.train_state`), the validation pass (:func:`evaluate_accuracy`, in
-:mod:`course_pkg.evaluate`).
+on lives in modules of their own: the hyperparameters (:mod:`course_pkg.recipes`), the device,
+precision and memory layout (:mod:`course_pkg.device`), DDP under ``torchrun``
+(:mod:`course_pkg.distributed`), the per-epoch :class:`History`, saving and resuming
+(:mod:`course_pkg.train_state`), the validation pass (:func:`evaluate_accuracy`, in
+:mod:`course_pkg.accuracy`).
 
 >>> from course_pkg.recipes import CIFAR10
 >>> from course_pkg.train import fit
@@ -23,7 +24,6 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -32,10 +32,10 @@ import torch.nn as nn
 from . import distributed, train_state
 from .device import autocast, cpu_has_native_bf16, default_channels_last, pick_device, pick_precision  # noqa: F401
 from .distributed import distributed_env, is_main_process  # noqa: F401 (re-exported)
-from .evaluate import evaluate_accuracy  # the validation pass of fit (importable from here too)
+from .accuracy import evaluate_accuracy  # the validation pass of fit (importable from here too)
 from .models.googlenet import AUX_LOSS_WEIGHT  # the paper's 0.3 per auxiliary head (section 5)
 from .models.googlenet import main_logits
-from .train_state import seed_everything  # noqa: F401 (re-exported)
+from .train_state import History, seed_everything  # noqa: F401 (re-exported)
 
 # --------------------------------------------------------------------------------------------
 # The loss: main head + 0.3 x each auxiliary head (paper, section 5)
@@ -60,46 +60,6 @@ def googlenet_loss(
         if aux is not None:  # kept even at weight 0, so DDP sees every parameter in the graph
             loss = loss + aux_weight * criterion(aux, targets)
     return loss
-
-
-# --------------------------------------------------------------------------------------------
-# History: one dict per epoch
-# --------------------------------------------------------------------------------------------
-@dataclass
-class History:
-    """Per-epoch records: ``epoch, train_loss, train_acc, val_acc, lr, seconds, images_per_s``.
-
-    ``history.val_acc`` is the column as a list; ``history.records[-1]`` the last epoch; accuracies
-    are fractions in [0, 1]; ``train_loss`` is the loss that was minimised (main + weighted aux
-    heads, with label smoothing) and ``train_acc`` the main head's accuracy on the augmented
-    training batches; ``seconds`` is the training time of the epoch (validation excluded).
-    """
-
-    records: list[dict[str, Any]] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def _column(self, key: str) -> list[Any]:
-        return [r.get(key) for r in self.records]
-
-    train_loss = property(lambda self: self._column("train_loss"))
-    train_acc = property(lambda self: self._column("train_acc"))
-    val_acc = property(lambda self: self._column("val_acc"))
-    lr = property(lambda self: self._column("lr"))
-    seconds = property(lambda self: self._column("seconds"))
-    images_per_s = property(lambda self: self._column("images_per_s"))
-
-    @property
-    def total_seconds(self) -> float:
-        return float(sum(self.seconds))
-
-    def to_list(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.records]
-
-    @classmethod
-    def from_list(cls, records: Iterable[dict[str, Any]]) -> "History":
-        return cls([dict(r) for r in records])
 
 
 # --------------------------------------------------------------------------------------------
@@ -288,6 +248,30 @@ def _print_epoch(record: dict[str, Any], epochs: int) -> None:
 # --------------------------------------------------------------------------------------------
 # fit
 # --------------------------------------------------------------------------------------------
+def _schedule_and_scaler(opt: torch.optim.Optimizer, schedule: str, total_steps: int, warmup: float,
+                         device: torch.device, precision: str) -> tuple[Any, torch.amp.GradScaler]:
+    """The learning-rate schedule, stepped every batch (:func:`lr_factor`), and the loss scaler
+    (active in fp16 only)."""
+    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(schedule, step, total_steps, warmup))
+    return scheduler, torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+
+def _validate(model: nn.Module, val_loader: Iterable, device: torch.device, precision: str,
+              channels_last: bool) -> dict[str, Any]:
+    """The validation pass of an epoch: top-1 accuracy, images, seconds."""
+    t0 = time.perf_counter()
+    acc, n = evaluate_accuracy(model, val_loader, device, precision, channels_last)
+    return {"val_acc": acc, "val_n": n, "val_seconds": time.perf_counter() - t0}
+
+
+def _end_of_epoch(world: int, callback: Callable[[History], None] | None, history: History) -> None:
+    """Every rank waits for rank 0's checkpoint, then runs the callback."""
+    if world > 1:
+        distributed.barrier()
+    if callback is not None:
+        callback(history)
+
+
 def fit(
     model: nn.Module, train_loader: Iterable, *, epochs: int, val_loader: Iterable | None = None,
     optimizer: str = "sgd", lr: float = 0.1, momentum: float = 0.9, nesterov: bool = True,
@@ -328,9 +312,7 @@ def fit(
 
     model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     opt = make_optimizer(model, optimizer, lr, momentum, nesterov, weight_decay)
-    total_steps = epochs * steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(schedule, step, total_steps, warmup))
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    scheduler, scaler = _schedule_and_scaler(opt, schedule, epochs * steps_per_epoch, warmup, device, precision)
     loss_fn, custom = _loss(loss_fn, label_smoothing, aux_weight)
     settings = dict(epochs=epochs, steps_per_epoch=steps_per_epoch, optimizer=optimizer, lr=lr,
                     momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
@@ -351,20 +333,14 @@ def fit(
             net, train_loader, opt, scheduler, scaler, loss_fn, device=device,
             precision=precision, channels_last=channels_last, bar=bar)}
         if val_loader is not None:
-            t1 = time.perf_counter()
-            record["val_acc"], record["val_n"] = evaluate_accuracy(model, val_loader, device, precision,
-                                                                   channels_last)
-            record["val_seconds"] = time.perf_counter() - t1
+            record.update(_validate(model, val_loader, device, precision, channels_last))
         history.records.append(record)
         if show:
             _print_epoch(record, epochs)
         if checkpoint_path is not None and rank == 0:
             train_state.save(checkpoint_path, model, opt, scheduler, scaler, history.to_list(), settings,
                              meta, epochs)
-        if world > 1:
-            distributed.barrier()
-        if callback is not None:
-            callback(history)
+        _end_of_epoch(world, callback, history)
 
     model.eval()
     return history

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,43 @@ import torch
 import torch.nn as nn
 
 from .checkpoint import CheckpointError, _atomic_save, resume_path, safe_load, save_checkpoint, state_dict_of
+
+
+@dataclass
+class History:
+    """Per-epoch records: ``epoch, train_loss, train_acc, val_acc, lr, seconds, images_per_s``.
+
+    ``history.val_acc`` is the column as a list; ``history.records[-1]`` the last epoch; accuracies
+    are fractions in [0, 1]; ``train_loss`` is the loss that was minimised (main + weighted aux
+    heads, with label smoothing) and ``train_acc`` the main head's accuracy on the augmented
+    training batches; ``seconds`` is the training time of the epoch (validation excluded).
+    """
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def _column(self, key: str) -> list[Any]:
+        return [r.get(key) for r in self.records]
+
+    train_loss = property(lambda self: self._column("train_loss"))
+    train_acc = property(lambda self: self._column("train_acc"))
+    val_acc = property(lambda self: self._column("val_acc"))
+    lr = property(lambda self: self._column("lr"))
+    seconds = property(lambda self: self._column("seconds"))
+    images_per_s = property(lambda self: self._column("images_per_s"))
+
+    @property
+    def total_seconds(self) -> float:
+        return float(sum(self.seconds))
+
+    def to_list(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.records]
+
+    @classmethod
+    def from_list(cls, records: Iterable[dict[str, Any]]) -> "History":
+        return cls([dict(r) for r in records])
 
 
 def seed_everything(seed: int) -> None:

@@ -4,7 +4,7 @@ Every page of ``_build/html`` is served from 127.0.0.1 and opened; the test fail
 errors from the site itself, on images that did not load, on equations MathJax did not render, and
 on chapters whose Colab link does not point at a notebook in this repository.  Screenshots of two
 pages go to ``test-artifacts/``.  Requests to any other host are aborted: the site must work
-offline (MathJax is served from the site itself, see book/_ext/offline_mathjax.py).
+offline (MathJax is served from the site itself, see book/_ext/book_site.py).
 
 ``make test`` builds the book and installs chromium first.  Run alone, the test skips (locally)
 when the build or the browser is missing, and fails in CI.
@@ -45,7 +45,7 @@ DIAGRAMS = {
 WIDGET_PAGES = ["book/04_vgg_1x1.html", "book/05_inception_module.html"]
 PHONE_WIDTH = 420
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.book, pytest.mark.timeout(900)]
 
 
 def _missing(problem: str) -> None:
@@ -171,7 +171,8 @@ def _visit(browser, site_url: str, page: str, screenshot: tuple[str, Path] | Non
         """() => ({
             states: document.querySelectorAll('script[type="application/vnd.jupyter.widget-state+json"]').length,
             views: document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]').length,
-            sliders: [...document.querySelectorAll('.widget-slider')].filter(e => e.getBoundingClientRect().width > 0).length,
+            sliders: [...document.querySelectorAll('.widget-slider')]
+                .filter(e => e.getBoundingClientRect().width > 0).length,
             saved_sliders: [...document.querySelectorAll('script[type="application/vnd.jupyter.widget-state+json"]')]
                 .map(s => Object.values(JSON.parse(s.textContent).state || {}))
                 .flat().filter(m => /SliderModel$/.test(m.model_name)).length,
@@ -208,7 +209,8 @@ _OVERFLOW_JS = """() => {
     const inScroller = (e) => {
         for (let p = e.parentElement; p && p !== document.body; p = p.parentElement) {
             const x = getComputedStyle(p).overflowX;
-            if ((x === 'auto' || x === 'scroll' || x === 'hidden') && p.getBoundingClientRect().right <= width + 1) return true;
+            if ((x === 'auto' || x === 'scroll' || x === 'hidden') && p.getBoundingClientRect().right <= width + 1)
+                return true;
         }
         return false;
     };
@@ -218,7 +220,8 @@ _OVERFLOW_JS = """() => {
         if (r.width === 0 || r.height === 0 || r.right <= width + 1) continue;
         const style = getComputedStyle(e);
         if (style.visibility === 'hidden' || style.position === 'fixed') continue;
-        if (!inScroller(e)) out.push(`${e.tagName.toLowerCase()}.${String(e.className).split(' ')[0]} (right edge ${Math.round(r.right)})`);
+        if (!inScroller(e)) out.push(`${e.tagName.toLowerCase()}.${String(e.className).split(' ')[0]}`
+                                     + ` (right edge ${Math.round(r.right)})`);
     }
     return {width, scroll_width: document.documentElement.scrollWidth, outside: out.slice(0, 8)};
 }"""
@@ -310,7 +313,8 @@ def test_widgets_render_offline(visits):
         seen = visits[page]
         assert seen["widgets"]["states"] == 1 and seen["widgets"]["views"] >= 1, f"{page}: no saved widget state"
         saved = seen["widgets"]["saved_sliders"]
-        assert saved >= 1 and seen["widgets"]["sliders"] == saved, f"{page}: sliders not rendered offline: {seen['widgets']}"
+        assert saved >= 1 and seen["widgets"]["sliders"] == saved, (
+            f"{page}: sliders not rendered offline: {seen['widgets']}")
         assert not [u for u in seen["external"] if "widget" in u or "require" in u], seen["external"]
     needs_cdn = {p: v["external"] for p, v in visits.items() if v["external"]}
     assert not needs_cdn, f"pages that asked another host for something: {needs_cdn}"

@@ -31,8 +31,6 @@ def _run(capsys, argv):
 @pytest.mark.parametrize("argv, words", [
     (["evaluate", "--checkpoint", "/nonexistent/model.pt"], "no checkpoint at /nonexistent/model.pt"),
     (["evaluate", "--pretrained", "no_such_net"], "no pretrained checkpoint named 'no_such_net'"),
-    (["evaluate", "--pretrained", next((n for n in pretrained.PLANNED if n not in pretrained.available()),
-                                       "no_such_net")], "pretrained checkpoint"),
     (["train", "--model", "resnet50", "--out", "x.pt"], "unknown model 'resnet50'; available:"),
     (["train", "--model", "lenet5", "--kw", "variant", "--out", "x.pt"], "--kw expects key=value"),
     (["train", "--model", "lenet5", "--kw", "colour=blue", "--out", "x.pt"], "cannot build 'lenet5'"),
@@ -42,6 +40,10 @@ def _run(capsys, argv):
      "--compile-mode needs compile"),
     (["train", "--model", "lenet5", "--cutout", "8", "--no-augment", "--out", "x.pt"],
      "--cutout is an augmentation: it cannot be combined with --no-augment"),
+    (["train", "--model", "googlenet_cifar", "--scale", "0.25", "1", "--no-augment", "--out", "x.pt"],
+     "--scale is an augmentation: it cannot be combined with --no-augment"),
+    (["train", "--model", "googlenet_cifar", "--scale", "0.5", "2", "--out", "x.pt"],
+     "scale is a range of area fractions 0 < low <= high <= 1, got (0.5, 2.0)"),
 ])
 def test_user_errors_are_one_clear_line(capsys, argv, words):
     status, out, err = _run(capsys, argv)
@@ -186,6 +188,7 @@ def test_shipped_checkpoint_files(name):
     assert not model.training
 
 
+@pytest.mark.slow  # each shipped network on 1,000 test images
 @pytest.mark.parametrize("name", pretrained.available())
 def test_shipped_checkpoint_reevaluated(name, course_data):
     """Re-evaluate on the first 1,000 test images: within a binomial margin of the recorded figure."""
@@ -230,31 +233,10 @@ def test_pretrained_listing(capsys):
     assert rows["lenet5_mnist"]["model"] == "lenet5" and rows["lenet5_mnist"]["megabytes"] < 15
 
 
+@pytest.mark.slow  # each shipped network on 500 test images
 # ------------------------------------------------------------------------------------------
-# the GPU benchmark's plumbing, on the CPU with tiny settings
+# the shipped checkpoints
 # ------------------------------------------------------------------------------------------
-def test_benchmark_quick_plumbing(tmp_path, course_data, monkeypatch, repo_root):
-    monkeypatch.setenv("COURSE_QUIET", "1")
-    from conftest import import_benchmark
-
-    train_cifar = import_benchmark("train_cifar")
-    with pytest.raises(SystemExit):  # quick numbers may never land in benchmarks/results/
-        train_cifar.main(["--quick"])
-    threads = torch.get_num_threads()
-    try:  # --quick trains with --threads 1, which is process-wide: restore it for later tests
-        assert train_cifar.main(["--quick", "--only", "bn", "faithful_noaux", "--out-dir", str(tmp_path)]) == 0
-    finally:
-        torch.set_num_threads(threads)
-    (result,) = tmp_path.glob("cifar_*_quick.json")
-    data = json.loads(result.read_text())
-    assert data["environment"]["quick"] is True and data["environment"]["commit"]
-    assert [r["name"] for r in data["runs"]] == ["bn", "faithful_noaux"]
-    assert data["runs"][1]["model_kwargs"]["aux_logits"] is False
-    assert all(r["epochs"] == 1 and 0 <= r["final_test_acc"] <= 1 for r in data["runs"])
-    markdown = result.with_suffix(".md").read_text()
-    assert markdown.startswith("**PLUMBING CHECK")
-
-
 @pytest.mark.parametrize("name", [n for n in pretrained.available() if "check" in pretrained.info(n)])
 def test_shipped_checkpoint_reproduces_its_recorded_check(name, course_data):
     """The accuracy measured on the shipped file when it was published (fp32, the same spread

@@ -55,6 +55,7 @@ def test_colab_copy_has_no_myst_and_the_chapters_code(chapter, copy):
     assert "{glue" not in prose and "{cite" not in prose
 
 
+@pytest.mark.book
 def test_committed_copies_are_the_ones_the_build_writes():
     """After `make book`, the copies in the working tree are the build's: they must be committed."""
     if not (REPO / ".git").exists():
@@ -126,6 +127,7 @@ def test_same_number_tolerates_rounding_only():
     assert not _same_number("ten", "10")
 
 
+@pytest.mark.book
 def test_copies_state_the_chapters_glued_values():
     executed = REPO / "_build" / "jupyter_execute" / "book"
     if not executed.is_dir():

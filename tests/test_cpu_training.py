@@ -13,6 +13,9 @@ from course_pkg.checkpoint import load_checkpoint, load_model, resume_path
 from course_pkg.device import pick_precision
 
 
+# slow: real (tiny) training runs of the reference-run command and the speed benchmark
+pytestmark = pytest.mark.slow
+
 @pytest.fixture(scope="module")
 def reference():
     return import_benchmark("reference_cpu")
@@ -88,6 +91,11 @@ def test_reference_run_trains_resumes_and_publishes(reference, tmp_path, course_
     result = json.loads((tmp_path / "results" / "reference_bn.json").read_text())
     assert not (tmp_path / "pretrained" / "results").exists()  # only benchmarks/results/ is shipped
     assert result["test_acc"] == meta["test_acc"] and len(result["history"]) == 1
+    # which test images it gets right, for paired comparisons with other runs on the same images
+    from course_pkg.compare import from_bits
+
+    right = from_bits(result["test_correct"]["bits"], result["test_correct"]["images"])
+    assert right.numel() == 32 and float(right.float().mean()) == pytest.approx(result["test_correct"]["accuracy"])
     assert result["commit"] and result["date"] and "threads" in result["cpu"]
     assert "NOT" not in result["cpu"] and result["command"].startswith("python benchmarks/reference_cpu.py bn")
 
@@ -205,5 +213,20 @@ def test_assignment3_accuracy_tiers_follow_the_faithful_reference_run(repo_root)
     assert fractions[0] == 1.0
     reference = pretrained.info("googlenet_cifar_faithful")
     noise = (reference["test_acc"] * (1 - reference["test_acc"]) / 250) ** 0.5  # one standard error
-    assert reference["test_acc"] - 0.10 <= thresholds[0] <= reference["test_acc"] - noise, (tiers, reference["test_acc"])
+    assert reference["test_acc"] - 0.10 <= thresholds[0] <= reference["test_acc"] - noise, (
+        tiers, reference["test_acc"])
     assert thresholds[-1] >= 0.10 + 4 * (0.1 * 0.9 / 250) ** 0.5  # chance (10 classes) scores nothing
+
+
+def test_scale_augmented_run_trains_on_random_resized_crops_and_keeps_its_weights(reference, tmp_path, course_data,
+                                                                                  monkeypatch, keep_threads):
+    monkeypatch.setenv("COURSE_QUIET", "1")
+    args = reference.course_args("bn_scale_s2", threads=None)
+    assert args[args.index("--scale") + 1:args.index("--scale") + 3] == ["0.25", "1.0"]
+    assert args[args.index("--seed") + 1] == "2"
+    assert reference.main(["bn_scale", "--quick", "--out-dir", str(tmp_path), "--threads", "1"]) == 0
+    record = json.loads((tmp_path / "checkpoints" / "bn_scale.json").read_text())
+    assert record["recipe"]["scale"] == [0.25, 1.0]
+    state, meta = load_checkpoint(tmp_path / "weights" / "bn_scale.pt")
+    assert meta["reference_run"] == "bn_scale" and not any(k.startswith("aux") for k in state)
+    assert not (tmp_path / "pretrained").exists()  # kept beside the results, not shipped

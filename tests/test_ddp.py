@@ -25,6 +25,9 @@ from course_pkg.train import fit
 
 GLOBAL_BATCH, N, EPOCHS = 16, 128, 3
 
+# slow: torchrun starts two processes that train together
+pytestmark = pytest.mark.slow
+
 COMMON = textwrap.dedent(
     """
     import torch, torch.nn as nn

@@ -17,7 +17,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from course_pkg.grading import checks
+from course_pkg import checks
 from course_pkg.grading.grade import normalise_name, normalise_submission
 from course_pkg.models.inception import Inception
 
@@ -220,6 +220,7 @@ def test_solutions_are_what_the_converter_writes():
             f"`python tools/assignments.py --from-ipynb {name}`)")
 
 
+@pytest.mark.slow  # nbgrader generates every assignment
 def test_committed_student_versions_match_generate_assignment(tmp_path):
     """`nbgrader generate_assignment` today gives exactly the committed assignments/ files."""
     import os

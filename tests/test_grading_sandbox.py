@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -17,7 +16,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from course_pkg.grading import checks, handover
+from course_pkg import checks
+from course_pkg.checks import handover
+from course_pkg.grading import replicas
 from course_pkg.grading.grade import unpack_zip
 from course_pkg.grading.verdict import cap_outputs, reference_flags, run_verdict, split_test, verdict_namespace
 from course_pkg.models.inception import Inception
@@ -45,9 +46,10 @@ def handed_over(tmp_path: Path, monkeypatch, **objects) -> dict:
     handover.begin("cell")
     frame_globals = dict(objects)
     exec("handover.give(Inception=handover.inception_class())", {"handover": handover, **frame_globals})
-    return handover.load(tmp_path / "cell.pt")
+    return replicas.load(tmp_path / "cell.pt")
 
 
+@pytest.mark.slow  # every inception module built and probed in the sandbox
 def test_replica_gives_the_same_findings_as_the_live_class(tmp_path, monkeypatch):
     replayed = {}
     for cls in (Wrong5x5, Swapped):
@@ -65,10 +67,10 @@ def test_the_handover_file_is_data_only(tmp_path, monkeypatch):
 
 def test_unrecorded_calls_are_refused_not_guessed(tmp_path, monkeypatch):
     cls = handed_over(tmp_path, monkeypatch, Inception=Inception)["Inception"]
-    with pytest.raises(handover.NotRecorded):
+    with pytest.raises(replicas.NotRecorded):
         cls(1, 2, 3, 4, 5, 6, 7)
     module = cls(192, 64, 96, 128, 16, 32, 32).eval()
-    with pytest.raises(handover.NotRecorded):
+    with pytest.raises(replicas.NotRecorded):
         module(torch.zeros(2, 192, 7, 7))
 
 
@@ -130,7 +132,8 @@ def test_reference_class_imports_are_flagged():
     nb.cells = [honest]
     assert reference_flags(nb, {"Inception"}, set()) == []
     nb.cells = [borrowed]
-    assert reference_flags(nb, {"Inception"}, set()) == ["imports the course's Inception from course_pkg.models.inception"]
+    assert reference_flags(nb, {"Inception"}, set()) == [
+        "imports the course's Inception from course_pkg.models.inception"]
     nb.cells = [sub]
     assert "subclasses m.Inception" in reference_flags(nb, {"Inception"}, set())[0]
 
@@ -220,7 +223,8 @@ def test_sandbox_kills_everything_at_the_end(tmp_path):
             " start_new_session=True)\n")
     outcome = sandbox.run(private, [sys.executable, "-c", code], sandbox.Limits(wall_seconds=60))
     assert outcome.returncode == 0, outcome.output
-    left = [p.pid for p in psutil.process_iter(["cmdline"]) if "sandbox-leftover-probe" in " ".join(p.info["cmdline"] or [])]
+    left = [p.pid for p in psutil.process_iter(["cmdline"])
+            if "sandbox-leftover-probe" in " ".join(p.info["cmdline"] or [])]
     assert left == []
     # and at the wall-time limit
     outcome = sandbox.run(private, [sys.executable, "-c", "while True: pass"], sandbox.Limits(wall_seconds=3))
@@ -255,6 +259,6 @@ def test_a_forged_huge_layer_costs_the_grader_no_memory():
                                    "args": {"in_channels": 100_000, "out_channels": 100_000, "kernel_size": (11, 11),
                                             "stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1,
                                             "padding_mode": "zeros", "bias": True}})]}
-    replica = handover.Replica(spec, [])  # 1.2e12 parameters: only possible as shapes
+    replica = replicas.Replica(spec, [])  # 1.2e12 parameters: only possible as shapes
     assert checks.n_params(replica) == 100_000 * 100_000 * 121 + 100_000 + 100_000 ** 2
     assert isinstance(replica.conv, nn.Conv2d) and replica.conv.kernel_size == (11, 11)

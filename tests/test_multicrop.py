@@ -183,7 +183,8 @@ def test_boxes_by_hand_for_a_375x500_image():
     last = boxes[-1]
     assert (last.scale, last.square, last.position, last.mirror) == (352, "right", "whole", True)
     assert (last.resized_height, last.resized_width) == (352, 469)  # int(352 * 500 / 375) = 469
-    assert (last.ox0, last.ox1, last.oy1) == (pytest.approx(117 * 500 / 469), pytest.approx(500.0), pytest.approx(375.0))
+    assert (last.ox0, last.ox1, last.oy1) == (pytest.approx(117 * 500 / 469), pytest.approx(500.0),
+                                              pytest.approx(375.0))
 
 
 def test_ten_boxes_match_views():
@@ -238,7 +239,8 @@ def test_clear_errors():
     with pytest.raises(TypeError, match="torch.Tensor"):
         multicrop_views([[1, 2]], "center", CROP, SCALES)
     with pytest.raises(ValueError, match="unknown reduce"):
-        predict_multicrop(_TinyNet(), _image(30, 30, dtype=torch.float32), "center", crop=CROP, scales=SCALES, reduce="median")
+        predict_multicrop(_TinyNet(), _image(30, 30, dtype=torch.float32), "center", crop=CROP, scales=SCALES,
+                          reduce="median")
     with pytest.raises(ValueError, match="impossible for 3 classes"):
         topk_accuracy(torch.rand(4, 3), torch.zeros(4), k=(1, 5))
 
@@ -415,7 +417,8 @@ def test_evaluate_multicrop_table_shape():
     assert table.count("\n") == 1 + len(rows) and "| 3 | 144 |" in table
     # each row beside the paper's figure for as many crops: one model, or its ensemble of seven
     lines = table.splitlines()[2:]
-    assert lines[0].endswith(f"| {100 * (1 - rows[0]['top1']):.2f}% | {rows[0]['top5_error']:.2f}% | base | 10.07% (1 model) |")
+    assert lines[0].endswith(f"| {100 * (1 - rows[0]['top1']):.2f}% | {rows[0]['top5_error']:.2f}% | base "
+                             "| 10.07% (1 model) |")
     assert lines[2].endswith("| 7.89% (1 model) |") and lines[5].endswith("| 6.67% (7 models) |")
 
 
@@ -440,32 +443,13 @@ def test_figure_of_144_views_of_a_photograph():
 
 
 # ------------------------------------------------------------------------------------------------
-# The two benchmark scripts: plumbing only (the real runs need a GPU and the trained checkpoints)
+# The Table 3 benchmark script: plumbing only (the real runs need the trained checkpoints)
 
 
 def _load_script(name):
     from conftest import import_benchmark
 
     return import_benchmark(name)
-
-
-def test_throughput_benchmark_measures_on_a_tiny_model():
-    bench = _load_script("multicrop_throughput")
-    out = bench.measure(_TinyNet(), torch.device("cpu"), crop=CROP, scales=SCALES[:2], image_size=(30, 41),
-                        images=3, batch=100, repeats=1, warmup=0)
-    assert out["views_per_image"] == 72 and out["total_views"] == 216
-    assert out["views_per_s_plain"] == pytest.approx(216 / out["seconds_plain"])
-    assert out["overhead"] == pytest.approx(out["seconds_multicrop"] / out["seconds_plain"] - 1)
-
-
-def test_throughput_quick_run_is_labelled_and_not_judged(tmp_path):
-    bench = _load_script("multicrop_throughput")
-    result = bench.main(["--quick", "--out", str(tmp_path)])
-    assert result["quick"] is True and result["target_met"] is None
-    assert result["total_views"] == 36 and result["seconds_multicrop"] > 0
-    md = (tmp_path / "multicrop_throughput.md").read_text()
-    assert "not a measurement" in md and result["device"] in md and result["commit"] in md
-    assert json_load(tmp_path / "multicrop_throughput.json")["date"] == result["date"]
 
 
 def json_load(path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import torch.nn as nn
 
 import course_pkg.profile as profile
@@ -56,6 +57,7 @@ def test_paper_table1_flags_exactly_the_wrong_rows():
     assert "1.502G" in "\n".join(table.notes) and "1,582,671,872" in "\n".join(table.notes)
 
 
+@pytest.mark.slow  # a Python process profiles GoogLeNet
 def test_paper_table1_from_the_command_line():
     out = subprocess.run(
         [sys.executable, "-c", "import course_pkg.profile as p; print(p.paper_table1())"],

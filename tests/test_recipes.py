@@ -30,7 +30,8 @@ def test_every_measured_value_is_the_value_of_the_run_its_results_file_records(r
     recorded = record["recipe"]
     compared = [name for name in FIELDS if name in recorded]
     assert {"epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "schedule"} <= set(compared)
-    differ = {name: (getattr(recipe, name), recorded[name]) for name in compared if getattr(recipe, name) != recorded[name]}
+    differ = {name: (getattr(recipe, name), recorded[name]) for name in compared
+              if getattr(recipe, name) != recorded[name]}
     assert not differ, f"{recipe.dataset}: the recipe and {recipe.measured_in} disagree (recipe, file): {differ}"
     assert record["test_acc"] > (0.85 if recipe.dataset == "cifar10" else 0.98)
 
@@ -43,7 +44,7 @@ def test_each_field_of_each_recipe_has_a_tag_and_each_named_file_exists():
         for field in FIELDS:
             if field in ("dataset", "measured_in", "aux_weight", "cutout") and name == "MNIST":
                 continue  # nothing to measure: fixed by the data set or the network
-            line = next((l for l in block.splitlines() if l.strip().startswith(f"{field}=")), None)
+            line = next((ln for ln in block.splitlines() if ln.strip().startswith(f"{field}=")), None)
             if field in ("dataset", "measured_in"):
                 assert line is not None
                 continue
@@ -75,6 +76,18 @@ def test_loader_and_fit_parts_split_the_fields_between_them():
     assert loader_part["augment"].cutout == 8 and loader_part["augment"].flip
     covered = set(fit_part) | set(recipes.LOADER_FIELDS) | {"dataset", "measured_in"}
     assert covered == set(FIELDS)
+
+
+
+def test_the_scale_recipe_trains_on_random_resized_crops_instead_of_padded_ones(monkeypatch, tmp_path):
+    augment = recipes.CIFAR10_SCALE.loader_kwargs()["augment"]
+    assert augment.scale == (0.25, 1.0) and augment.crop_padding == 0 and augment.flip
+    assert CIFAR10.loader_kwargs()["augment"] is True  # the reference recipe keeps the padded crop
+    with pytest.raises(ValueError, match="scale is an augmentation"):
+        CIFAR10.replace(augment=False, scale=(0.25, 1.0))
+    loaders, _ = _run_course_train(monkeypatch, ["train", "--model", "googlenet_cifar", "--scale", "0.3", "1",
+                                                 "--out", str(tmp_path / "x.pt")])
+    assert loaders["augment"].scale == (0.3, 1.0) and loaders["augment"].crop_padding == 0
 
 
 # --- course train -----------------------------------------------------------------------------------
@@ -114,7 +127,8 @@ def test_course_train_passes_the_data_sets_recipe_with_each_flag_replacing_one_f
     assert (loaders["name"], loaders["batch_size"], loaders["augment"]) == ("cifar10", CIFAR10.batch_size, True)
 
     loaders, fit_kwargs = _run_course_train(
-        monkeypatch, ["train", "--model", "lenet5", "--data", "mnist", "--out", str(tmp_path / "l.pt"), "--device", "cpu"])
+        monkeypatch, ["train", "--model", "lenet5", "--data", "mnist", "--out", str(tmp_path / "l.pt"),
+                      "--device", "cpu"])
     assert {k: fit_kwargs[k] for k in MNIST.fit_kwargs()} == MNIST.fit_kwargs()
     assert (loaders["name"], loaders["batch_size"], loaders["augment"]) == ("mnist", MNIST.batch_size, False)
 
@@ -128,7 +142,7 @@ def _calls(tree: ast.AST, name: str) -> list[ast.Call]:
 def _uses_the_recipe(code: str, where: str, base: str) -> None:
     """Every fit() and get_loaders() call takes its settings from one recipe variable, bound to
     ``base`` or ``base.replace(...)``; none passes a recipe field by hand."""
-    code = "\n".join(l for l in code.splitlines() if not l.lstrip().startswith(("%", "!")))
+    code = "\n".join(ln for ln in code.splitlines() if not ln.lstrip().startswith(("%", "!")))
     tree = ast.parse(code)
     bound = {}
     for node in ast.walk(tree):

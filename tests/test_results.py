@@ -1,4 +1,4 @@
-"""course_pkg.results: what chapters 7 and 8 draw from the GPU benchmark files (synthetic files here)."""
+"""course_pkg.results: what chapters 7 and 8 draw from the benchmark results files (synthetic files here)."""
 
 from __future__ import annotations
 
@@ -23,18 +23,6 @@ def _run(name, acc, seconds=60.0, speed=40_000.0, history=None):
 SUMMARY = {"runs": [_run("bn", 0.9012), _run("bn_noaugment", 0.8350), _run("bn_nosmoothing", 0.9040)]}
 
 
-def test_ablation_rows_give_the_change_against_the_base():
-    rows = results.ablation_rows(SUMMARY, ["bn_noaugment", "bn_nosmoothing", "not_run_yet"], base="bn")
-    assert [r["run"] for r in rows] == ["bn", "bn_noaugment", "bn_nosmoothing"]  # missing runs left out
-    assert [r["vs bn"] for r in rows] == ["—", "-6.62 pp", "+0.28 pp"]
-    assert rows[1]["test accuracy"] == "83.50%" and rows[0]["images/s"] == "40,000"
-    assert rows[0]["measured on"] == "NVIDIA H100, 2026-12-01, commit abc1234"
-    table = results.markdown_table(rows)
-    assert table.splitlines()[0].startswith("| run | what |") and len(table.splitlines()) == 5
-    with pytest.raises(KeyError, match="no run named 'faithful'.*bn, bn_noaugment"):
-        results.ablation_rows(SUMMARY, ["x"], base="faithful")
-
-
 def test_accuracies_differ_only_beyond_twice_the_noise_of_a_difference():
     # 84% on 10,000 images: one run's noise sqrt(0.84 * 0.16 / 10,000) = 0.367 points, a difference's 0.518
     two_points = results.compare_accuracies(0.86, 0.84, 10_000)
@@ -55,7 +43,7 @@ def test_load_missing_corrupt_and_present(tmp_path, monkeypatch):
         results.load("broken", tmp_path)
     (tmp_path / "cifar_summary.json").write_text(json.dumps(SUMMARY))
     monkeypatch.setenv("COURSE_RESULTS", str(tmp_path))
-    assert results.runs_by_name(results.load("cifar_summary"))["bn"]["final_test_acc"] == 0.9012
+    assert results.load("cifar_summary")["runs"][0]["final_test_acc"] == 0.9012
 
 
 def test_learning_curves_plot_each_epoch_and_skip_missing_values():
@@ -66,17 +54,6 @@ def test_learning_curves_plot_each_epoch_and_skip_missing_values():
     fig = results.plot_learning_curves(histories)
     lines = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in fig.axes[0].lines}
     assert lines == {"bn": ([1, 2, 3], [0.5, 0.7, 0.8]), "faithful": ([2], [0.6])}
-    plt.close(fig)
-
-
-def test_frontier_is_ordered_by_time_with_the_target_drawn():
-    runs = [_run("bn[epochs=20]", 0.91, 60), _run("bn[epochs=10]", 0.88, 30), _run("bn[epochs=40]", 0.92, 120)]
-    fig = results.plot_frontier(runs, target=(0.93, 90))
-    ax = fig.axes[0]
-    assert list(ax.lines[0].get_xdata()) == [30, 60, 120]
-    assert list(ax.lines[0].get_ydata()) == pytest.approx([88, 91, 92])
-    assert [t.get_text() for t in ax.texts] == ["bn[epochs=10]", "bn[epochs=20]", "bn[epochs=40]"]
-    assert ax.lines[1].get_ydata()[0] == pytest.approx(93) and ax.lines[2].get_xdata()[0] == 90
     plt.close(fig)
 
 

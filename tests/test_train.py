@@ -109,6 +109,7 @@ def test_fit_bf16_autocast_and_channels_last_on_cpu():
     assert model[0].weight.dtype == torch.float32  # autocast computes in bf16, weights stay fp32
 
 
+@pytest.mark.slow  # GoogLeNet trained for a few steps
 def test_fit_trains_googlenet_aux_heads():
     """One step on GoogLeNet (CIFAR stem): the loss includes both aux heads, so they get gradients."""
     from course_pkg.models import create

@@ -4,7 +4,8 @@
 
 This repository is the *instructor* repository and must stay private: ``solutions/`` holds the
 solutions and the hidden tests, written by ``tools/assignments.py`` from their sources in
-``assignments_src/``, and the hidden tests hold the grader's thresholds and seeds.  Students get the folder this script writes, pushed as the
+``assignments_src/``, and the hidden tests hold the grader's thresholds and seeds.  Students get the folder this
+script writes, pushed as the
 public repository named in ``_config.yml`` (``repository.url``): the Colab install line of every
 notebook (``pip install git+<url>``) and the book's launch buttons point there.
 

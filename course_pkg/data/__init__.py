@@ -33,10 +33,11 @@ def default_device():
 
 
 __all__ = [
-    "Augment", "PAPER_RATIO", "PAPER_SCALE", "CONVENTIONS", "Convention", "CorruptDataError", "DataNotFoundError", "GpuLoader",
-    "IMAGENET_MEAN", "IMAGENET_STD", "cache_folder", "class_names", "convention", "cutout",
-    "data_source", "decode_jpegs", "default_device", "denormalize", "get_loaders",
-    "imagefolder_eval_transform", "imagefolder_loaders", "imagefolder_train_transform",
-    "load_arrays", "normalize", "prepare", "random_crop", "random_flip", "random_resized_crop",
-    "resized_crop_boxes", "to_tensor",
+    "Augment", "CACHE_ENV", "CACHE_FORMAT", "CIFAR10_CLASSES", "CONVENTIONS", "Convention", "CorruptDataError",
+    "DATA_ENV", "DEFAULT_AUGMENT", "DEFAULT_ROOT", "DataNotFoundError", "GpuLoader", "IMAGENET_MEAN", "IMAGENET_STD",
+    "OFFLINE_FILES", "PAPER_RATIO", "PAPER_SCALE", "SPLITS", "SPLIT_SIZES", "cache_folder", "class_names",
+    "convention", "cutout", "data_source", "decode_jpegs", "default_device", "denormalize", "get_loaders",
+    "imagefolder_eval_transform", "imagefolder_loaders", "imagefolder_train_transform", "load_arrays", "normalize",
+    "prepare", "random_crop", "random_flip", "random_resized_crop", "resized_crop_boxes", "subset_indices",
+    "to_tensor",
 ]

@@ -145,7 +145,8 @@ def _report(layout: Layout, args: argparse.Namespace, results: dict[str, Student
                             else ["generate_feedback", assignment, "--force"], root, 600)
         if code != 0:
             for r in graded:
-                code, out, _ = run_nbgrader(["generate_feedback", assignment, "--student", r.student, "--force"], root, 300)
+                code, out, _ = run_nbgrader(["generate_feedback", assignment, "--student", r.student, "--force"],
+                                            root, 300)
                 if code != 0:
                     r.notes.append(f"feedback failed: {out.strip().splitlines()[-1] if out.strip() else code}")
     out_dir = args.out or (layout.work / "reports" / assignment)

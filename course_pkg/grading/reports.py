@@ -53,7 +53,8 @@ def summary(results: dict[str, StudentResult], assignment: str, unsafe: bool = F
     if graded:
         scores = sorted(r.score or 0.0 for r in graded)
         top = graded[0].max_score
-        mid = scores[len(scores) // 2] if len(scores) % 2 else (scores[len(scores) // 2 - 1] + scores[len(scores) // 2]) / 2
+        mid = (scores[len(scores) // 2] if len(scores) % 2
+               else (scores[len(scores) // 2 - 1] + scores[len(scores) // 2]) / 2)
         lines.append(f"  scores out of {top:g}: mean {sum(scores) / len(scores):.1f}, median {mid:g}, "
                      f"min {scores[0]:g}, max {scores[-1]:g}; slowest {max(r.seconds for r in graded):.0f} s")
     for r in sorted(failed, key=lambda r: r.student):

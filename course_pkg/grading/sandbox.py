@@ -15,7 +15,7 @@ inside `bubblewrap <https://github.com/containers/bubblewrap>`_ (Debian package 
   killed, which kills every process started in it: nothing of the student's survives.
 
 The harness inside (:mod:`course_pkg.grading.harness`) executes the notebook cell by cell and
-writes the cells' outputs and the handed-over data (:mod:`course_pkg.grading.handover`) into the
+writes the cells' outputs and the handed-over data (:mod:`course_pkg.checks.handover`) into the
 private folder; the trusted side reads them back as data.
 """
 

@@ -189,7 +189,8 @@ def unpack_zip(archive: Path, dest: Path) -> str | None:
     with zf:
         infos = [i for i in zf.infolist() if not i.is_dir() and not i.filename.startswith("__MACOSX/")]
         if len(infos) > MAX_ZIP_FILES:
-            return f"{archive.name} holds {len(infos)} files (at most {MAX_ZIP_FILES}): submit only the notebook and its files"
+            return (f"{archive.name} holds {len(infos)} files (at most {MAX_ZIP_FILES}): "
+                    "submit only the notebook and its files")
         parts = [Path(i.filename).parts for i in infos]
         strip = 1 if parts and all(len(p) > 1 for p in parts) and len({p[0] for p in parts}) == 1 else 0
         total = 0

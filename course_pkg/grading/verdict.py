@@ -11,7 +11,7 @@ code ever runs in its process.  For one notebook:
    :mod:`course_pkg.grading.sandbox`;
 3. the outputs of the student's own cells are copied back (capped by characters, tracebacks in
    full); for each test cell the hidden part runs *here*, on the handed-over data
-   (:mod:`course_pkg.grading.handover`), and its result becomes the cell's output, which nbgrader
+   (:mod:`course_pkg.checks.handover`), and its result becomes the cell's output, which nbgrader
    scores as usual (an error: 0 points; a float: partial credit; otherwise full points);
 4. flags for the instructor (a solution that imports the course's reference class, a crash, a
    time-out) go to ``$COURSE_GRADE_LOGS/<student>.json`` for ``course grade``'s summary and CSV.
@@ -97,7 +97,8 @@ def cap_outputs(outputs: list[dict], max_chars: int) -> list[dict]:
                 value = data.get(mime)
                 if isinstance(value, list):
                     value = "".join(value)
-                if isinstance(value, str) and len(value) <= (max_chars * 10 if mime == "image/png" else max_chars - used):
+                if isinstance(value, str) and len(value) <= (max_chars * 10 if mime == "image/png"
+                                                             else max_chars - used):
                     clean[mime] = value
                     used += len(value) if mime != "image/png" else 0
             if clean:
@@ -137,7 +138,8 @@ def _error_output(ename: str, message: str) -> dict:
 # --------------------------------------------------------------------------------------------
 def run_verdict(hidden: str, namespace: dict[str, Any]) -> list[dict]:
     """Run a hidden test on ``namespace``; return the outputs nbgrader will score."""
-    from . import checks, handover
+    from .. import checks
+    from .replicas import NotRecorded
 
     tree = ast.parse(hidden)
     last = None
@@ -151,7 +153,7 @@ def run_verdict(hidden: str, namespace: dict[str, Any]) -> list[dict]:
             value = eval(compile(last, "<hidden test>", "eval"), namespace) if last is not None else None
     except checks.CheckFailed as err:
         result = _error_output("CheckFailed", str(err))
-    except handover.NotRecorded as err:
+    except NotRecorded as err:
         result = _error_output("CheckFailed", f"this could not be checked: {err} (did a cell above fail?)")
     except NameError as err:
         name = getattr(err, "name", None) or str(err)
@@ -182,7 +184,7 @@ def verdict_namespace(record: dict[str, Any]) -> dict[str, Any]:
     import torch.nn as nn
     import torch.nn.functional as F
 
-    from . import checks
+    from .. import checks
 
     return {"__name__": "__grader__", "torch": torch, "nn": nn, "F": F, "math": math, "checks": checks,
             **record}
@@ -221,7 +223,8 @@ def reference_flags(nb: Any, asked_for: set[str], allowed: set[str]) -> list[str
                     if any(text.endswith(n) for n in REFERENCE_NAMES) and (text != node.name) and (
                             "." in text or _USES_COURSE_MODELS.search(src)):
                         flags.append(f"class {node.name} subclasses {text} (a course reference class)")
-            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id in asked_for for t in node.targets):
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id in asked_for
+                                                    for t in node.targets):
                 value = ast.unparse(node.value)
                 if _USES_COURSE_MODELS.search(value) or value.split(".")[-1] in REFERENCE_NAMES:
                     flags.append(f"binds {', '.join(t.id for t in node.targets if isinstance(t, ast.Name))} "
@@ -246,7 +249,7 @@ class SandboxedExecute(NbGraderPreprocessor):  # type: ignore[misc,valid-type]
 
         import nbformat
 
-        from . import handover, sandbox
+        from . import replicas, sandbox
 
         unsafe = self.unsafe or os.environ.get("COURSE_GRADE_UNSAFE") == "1"
         timeout = int(os.environ.get("COURSE_CELL_TIMEOUT") or self.timeout)
@@ -267,7 +270,7 @@ class SandboxedExecute(NbGraderPreprocessor):  # type: ignore[misc,valid-type]
             if meta.get("grade"):
                 tests += 1
                 visible, hidden[i] = split_test(cell.source)
-                cell.source = (f"__import__('course_pkg.grading.handover', fromlist=['begin'])"
+                cell.source = (f"__import__('course_pkg.checks.handover', fromlist=['begin'])"
                                f".begin({meta.get('grade_id', str(i))!r})\n{visible}")
 
         private = Path(tempfile.mkdtemp(prefix=f"course-grade-{re.sub(r'[^A-Za-z0-9_-]', '_', student)}-",
@@ -323,7 +326,7 @@ class SandboxedExecute(NbGraderPreprocessor):  # type: ignore[misc,valid-type]
                 try:
                     if record_path.stat().st_size > MAX_HANDOVER_BYTES:
                         raise ValueError("too large")
-                    record = handover.load(record_path)
+                    record = replicas.load(record_path)
                 except Exception as err:  # noqa: BLE001 -- a forged or broken file
                     cell.outputs = [nbformat.from_dict(_error_output(
                         "CellFailed", f"{gid}: the handed-over data could not be read ({type(err).__name__})"))]
@@ -363,9 +366,3 @@ class SandboxedExecute(NbGraderPreprocessor):  # type: ignore[misc,valid-type]
                 "sandbox_seconds": (outcome.seconds if outcome else None)}
         path.write_text(json.dumps(data, indent=1))
 
-
-def _parse(source: str) -> ast.AST:
-    try:
-        return ast.parse(source)
-    except SyntaxError:
-        return ast.parse("")

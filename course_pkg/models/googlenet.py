@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn as nn
 
-from . import register
+from .registry import register
 from .inception import Inception
 from .layers import BasicConv2d
 
@@ -52,6 +52,14 @@ def inception_inputs(in_channels: int = 192) -> list[tuple[str, int, tuple[int, 
         rows.append((name, in_channels, filters))
         in_channels = filters[0] + filters[2] + filters[4] + filters[5]
     return rows
+
+
+def table1_modules() -> list[tuple[str, int, tuple[int, ...], int]]:
+    """``[(name, in_channels, filters, size), ...]`` for 3a … 5b: Table 1's inception modules with
+    their input channels (:func:`inception_inputs`) and their map size at 224x224 input
+    (``filters`` = ``#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj``)."""
+    size = {"3": 28, "4": 14, "5": 7}  # Table 1's output sizes: after the pools before 3a, 4a, 5a
+    return [(name, in_channels, tuple(filters), size[name[0]]) for name, in_channels, filters in inception_inputs()]
 
 
 INITS = ("caffe", "he", "pytorch")

@@ -10,7 +10,7 @@ concatenated along the channel axis, in this order: 1x1, 3x3, 5x5, pool.
   paper's Table 1: ``#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj``.
 
 The auxiliary classifier (section 5) is part of the network, not of the module: it lives beside
-``GoogLeNet`` in :mod:`course_pkg.models.googlenet` (``InceptionAux`` is still importable from here).
+``GoogLeNet`` in :mod:`course_pkg.models.googlenet`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from . import register
+from .registry import register
 from .layers import BasicConv2d
 
 
@@ -104,12 +104,3 @@ def inception(
     """Dimension-reduced module; defaults are inception 3a (Table 1)."""
     return Inception(in_channels, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj, batch_norm)
 
-
-def __getattr__(name: str):
-    # InceptionAux moved to googlenet.py, beside the network that uses it; a lazy re-export keeps
-    # ``from course_pkg.models.inception import InceptionAux`` working without an import cycle.
-    if name == "InceptionAux":
-        from .googlenet import InceptionAux
-
-        return InceptionAux
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import register
+from .registry import register
 
 # The paper's Table I.  Rows are S2's maps 0–5, columns C3's maps 0–15; "X" marks a connection.
 # "The first six C3 feature maps take inputs from every contiguous subsets of three feature maps

@@ -26,7 +26,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-from . import register
+from .registry import register
 
 
 class MLPConv(nn.Module):

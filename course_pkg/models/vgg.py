@@ -25,7 +25,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-from . import register
+from .registry import register
 
 #: Table 1, configuration D: output channels of each 3x3 convolution; "M" is a 2x2/2 max pool.
 VGG16_CONFIG: tuple[int | str, ...] = (

@@ -23,14 +23,6 @@ import torch.nn as nn
 
 HERE = Path(__file__).resolve().parent
 
-# The course's reference checkpoints and the repository command that trains and ships each (on
-# the 2-core CPU in about two hours; resumable: run it again after an interruption).
-PLANNED: dict[str, str] = {
-    "googlenet_cifar": "python benchmarks/reference_cpu.py bn",
-    "googlenet_cifar_faithful": "python benchmarks/reference_cpu.py faithful",
-}
-
-
 def available() -> list[str]:
     """Names of the checkpoints shipped in this installation, sorted."""
     return sorted(p.stem for p in HERE.glob("*.pt") if not p.name.endswith(".resume.pt"))
@@ -41,12 +33,6 @@ def path(name: str) -> Path:
     p = HERE / f"{name}.pt"
     if p.is_file():
         return p
-    if name in PLANNED:
-        raise ValueError(
-            f"pretrained checkpoint {name!r} is not shipped in this version of course_pkg; train and "
-            f"ship it from a clone of the repository with `{PLANNED[name]}`. "
-            f"Shipped: {', '.join(available()) or 'none'}"
-        )
     raise ValueError(
         f"no pretrained checkpoint named {name!r}; shipped: {', '.join(available()) or 'none'} "
         "(`course pretrained` lists them)"

@@ -12,9 +12,10 @@ from typing import Any, Iterable, Sequence
 
 import torch.nn as nn
 
-from .check_checkpoint import load_student_checkpoint, subset_accuracy
-from .check_inception import inception_findings, table1_modules
-from .check_model import diagnose_model
+from .checkpoint import load_student_checkpoint, subset_accuracy
+from ..models.googlenet import table1_modules
+from .inception import inception_findings
+from .model import diagnose_model
 from .feedback import CheckFailed, Finding
 from .param_counts import n_params
 

@@ -12,27 +12,33 @@ what is wrong.  Hidden tests call the same ``diagnose_*`` functions and :func:`r
 raises :class:`CheckFailed`: a failure that shows as its message alone, without a traceback that
 would reveal the test's source.
 
+This package is the student's side of grading: a notebook imports it (``from course_pkg import
+checks``; its test cells also ``from course_pkg.checks import handover``), in the student's kernel
+and in the grader's sandbox alike.  The instructor's side, :mod:`course_pkg.grading`, imports
+from here; nothing here imports from there.
+
 One module per kind of check, all importable from here (notebooks call ``checks.<name>``):
 
-- :mod:`.feedback`          :class:`CheckFailed`, :class:`Finding`, :func:`require`, :func:`fail_on`,
-                            :func:`build`, :func:`defined`, :func:`partial_credit`
-- :mod:`.param_counts`      :func:`n_params`, :func:`conv_params`, :func:`explain_conv_count`
-- :mod:`.check_inception`   the inception module against Table 1 (assignment 2)
-- :mod:`.check_model`       whole networks, layer by layer
-- :mod:`.check_answers`     named numeric answers
-- :mod:`.check_checkpoint`  a submitted checkpoint and its accuracy (assignment 3)
-- :mod:`.check_views`       multi-crop views (assignment 4)
-- :mod:`.self_check`        the students' ``self_check_*`` functions
+- :mod:`.feedback`      :class:`CheckFailed`, :class:`Finding`, :func:`require`, :func:`fail_on`,
+                        :func:`build`, :func:`defined`, :func:`partial_credit`
+- :mod:`.param_counts`  :func:`n_params`, :func:`conv_params`, :func:`explain_conv_count`
+- :mod:`.inception`     the inception module against Table 1 (assignment 2)
+- :mod:`.model`         whole networks, layer by layer
+- :mod:`.answers`       named numeric answers
+- :mod:`.checkpoint`    a submitted checkpoint and its accuracy (assignment 3)
+- :mod:`.views`         multi-crop views (assignment 4)
+- :mod:`.self_check`    the students' ``self_check_*`` functions
+- :mod:`.handover`      what a graded test cell hands to the grader: data, never code
 """
 
 from __future__ import annotations
 
-from .check_answers import diagnose_answers
-from .check_checkpoint import cifar10_test_subset, load_student_checkpoint, subset_accuracy
-from .check_inception import (BRANCHES, TORCHVISION_5X5, diagnose_inception,  # noqa: F401
-                              inception_findings, table1_modules)
-from .check_model import diagnose_model
-from .check_views import describe_view, diagnose_views
+from .answers import diagnose_answers
+from .checkpoint import cifar10_test_subset, load_student_checkpoint, subset_accuracy
+from ..models.googlenet import table1_modules
+from .inception import BRANCHES, TORCHVISION_5X5, diagnose_inception, inception_findings  # noqa: F401
+from .model import diagnose_model
+from .views import describe_view, diagnose_views
 from .feedback import CheckFailed, Finding, build, defined, fail_on, partial_credit, require
 from .handover import probe_input  # noqa: F401 (hidden tests build their inputs with checks.probe_input)
 from .param_counts import conv_params, explain_conv_count, n_params

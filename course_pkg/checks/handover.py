@@ -8,11 +8,10 @@ of every sub-module for the probe inputs.  Everything is written with ``torch.sa
 the grader with ``torch.load(weights_only=True)``: tensors, numbers, strings, lists and dicts.
 
 The verdicts are computed afterwards by the grader in a process of its own, from *replicas*
-(:class:`Replica`, :class:`ReplicaClass`, :class:`ReplicaFunction`) that answer exactly the
-calls the student's objects answered in the sandbox.  So the same checks
-(:mod:`course_pkg.grading.checks`) explain a student's mistakes, while nothing the student's
-code does to its own process (patching ``checks``, IPython hooks, ...) can change a verdict:
-faking the handed-over data would take computing what a correct solution computes.
+(:mod:`course_pkg.grading.replicas`) that answer exactly the calls the student's objects answered
+in the sandbox.  So the same checks (:mod:`course_pkg.checks`) explain a student's mistakes, while
+nothing the student's code does to its own process (patching ``checks``, IPython hooks, ...) can
+change a verdict: faking the handed-over data would take computing what a correct solution computes.
 
 Students never need to call this module themselves; the test cells do.
 """
@@ -227,7 +226,7 @@ def function(calls: Iterable[tuple[tuple, dict]]) -> Callable[[Any], dict[str, A
 def inception_class(naive: bool = False) -> Callable[[Any], dict[str, Any]]:
     """The plan for an inception module class: built as each Table 1 module (3a ... 5b; naive:
     ``cls(in_channels, ch1x1, ch3x3, ch5x5)``), run with each branch on the checks' probe input."""
-    from .checks import table1_modules
+    from ..models.googlenet import table1_modules
 
     rows = [(cin, f) for _, cin, f, _ in table1_modules()]
     constructions = [(((cin, f[0], f[2], f[4]) if naive else (cin, *f)), {}) for cin, f in rows]
@@ -269,132 +268,3 @@ def give(*names: str, **plans: Callable[[Any], dict[str, Any]]) -> None:
         atomic_write(Path(folder) / f"{_current}.pt", lambda fh: torch.save(record, fh))
     elif missing:
         print(f"not defined yet: {', '.join(missing)} — run the cells above first")
-
-
-# --------------------------------------------------------------------------------------------
-# Grader side: read the data back and answer the checks' calls from it
-# --------------------------------------------------------------------------------------------
-class NotRecorded(RuntimeError):
-    """The checks asked for a call the notebook did not hand over."""
-
-
-def _raise(err: dict[str, str]) -> None:
-    name, message = err.get("__error__", "Exception"), err.get("message", "")
-    if name == "NotImplementedError":
-        raise NotImplementedError(message)
-    raise type(str(name), (Exception,), {})(message)
-
-
-def _value(out: Any) -> Any:
-    if isinstance(out, dict) and "__error__" in out:
-        _raise(out)
-    return out
-
-
-class _Replay:
-    """Mixin: ``forward`` answers from the recorded calls of the sub-module at ``_path``."""
-
-    _root: "Replica"
-    _path: str
-
-    def forward(self, *args: Any, **kwargs: Any) -> Any:  # noqa: D102
-        root = self._root
-        rec = root._calls.get((self._path, call_key(args, kwargs or None, self.training)))
-        if rec is None:
-            raise NotRecorded(f"{self._path or type(self).__name__} was not run on this input in the sandbox")
-        for path, shape in rec.get("trace", []):
-            sub = root._lookup(path)
-            if sub is not None and shape is not None:
-                for hook in list(sub._forward_hooks.values()):
-                    hook(sub, args, torch.empty(shape))
-        return _value(rec["out"])
-
-
-def _leaf(spec: dict[str, Any], root: "Replica", path: str) -> nn.Module:
-    base = getattr(nn, spec["leaf"])
-    cls = type(spec["leaf"], (_Replay, base), {})
-    args = dict(spec["args"])
-    if base in (nn.Conv2d, nn.Linear, nn.BatchNorm2d):
-        args["device"] = "meta"  # shapes only: a forged "huge" layer costs the grader no memory
-    module = cls(**args)
-    object.__setattr__(module, "_root", root)  # not a sub-module
-    object.__setattr__(module, "_path", path)
-    return module
-
-
-class Replica(_Replay, nn.Module):
-    """A student's module rebuilt from its handed-over layers; its forward passes replay the
-    sandbox's records.  ``type(replica).__name__`` is the student's class name."""
-
-    def __init__(self, spec: dict[str, Any], calls: list[dict[str, Any]], root: "Replica | None" = None,
-                 path: str = "") -> None:
-        super().__init__()
-        object.__setattr__(self, "_root", root or self)  # not a sub-module
-        object.__setattr__(self, "_path", path)
-        if root is None:
-            self._calls = {(c["path"], c["key"]): c for c in calls}
-        for name, value in spec.get("attrs", {}).items():
-            if not hasattr(self, name):
-                setattr(self, name, value)
-        for name, shape in spec.get("params", {}).items():
-            self.register_parameter(name, nn.Parameter(torch.empty(shape, device="meta"), requires_grad=False))
-        for name, child in spec.get("children", []):
-            sub_path = f"{path}.{name}" if path else name
-            if child.get("leaf"):
-                sub = _leaf(child, self._root, sub_path)
-            else:
-                sub = type(child["cls"], (Replica,), {})(child, [], self._root, sub_path)
-            self.add_module(name, sub)
-
-    def _lookup(self, path: str) -> nn.Module | None:
-        return dict(self.named_modules()).get(path)
-
-
-class ReplicaClass:
-    """Stands for the student's class: calling it with arguments the sandbox built it with gives
-    the :class:`Replica` of that object (or raises the error the student's constructor raised)."""
-
-    def __init__(self, record: dict[str, Any]) -> None:
-        self.__name__ = self.__qualname__ = str(record.get("name", "class"))
-        self.__module__ = str(record.get("module", ""))
-        self._built = {call_key(c["args"], c["kwargs"]): c for c in record.get("constructions", [])}
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Replica:
-        entry = self._built.get(call_key(args, kwargs))
-        if entry is None:
-            raise NotRecorded(f"{self.__name__}{args} was not built in the sandbox")
-        if "error" in entry:
-            _raise(entry["error"])
-        return type(entry["spec"]["cls"], (Replica,), {})(entry["spec"], entry["calls"])
-
-
-class ReplicaFunction:
-    """Stands for the student's function: answers the calls the sandbox made."""
-
-    def __init__(self, record: dict[str, Any]) -> None:
-        self.__name__ = self.__qualname__ = str(record.get("name", "function"))
-        self._calls = {c["key"]: c for c in record.get("calls", [])}
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        rec = self._calls.get(call_key(args, kwargs))
-        if rec is None:
-            raise NotRecorded(f"{self.__name__} was not called with these arguments in the sandbox")
-        return _value(rec["out"])
-
-
-def load(path: str | os.PathLike) -> dict[str, Any]:
-    """A handed-over file as a namespace for the verdict code (``weights_only=True``)."""
-    record = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(record, dict):
-        raise ValueError(f"{Path(path).name}: not a handover record")
-    namespace: dict[str, Any] = {}
-    for name, value in record.items():
-        if not isinstance(name, str) or name.startswith("__"):
-            continue
-        if isinstance(value, dict) and value.get("__kind__") == "class":
-            namespace[name] = ReplicaClass(value)
-        elif isinstance(value, dict) and value.get("__kind__") == "function":
-            namespace[name] = ReplicaFunction(value)
-        else:
-            namespace[name] = value
-    return namespace

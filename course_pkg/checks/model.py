@@ -7,7 +7,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-from .check_inception import BRANCHES, _compare_convs, _torch_type, diagnose_inception
+from .inception import BRANCHES, _compare_convs, _torch_type, diagnose_inception
 from .feedback import Finding
 from .handover import probe_input
 from .param_counts import _fmt, _kernel, _shape, explain_conv_count, n_params

@@ -57,7 +57,7 @@ def subset_accuracy(model: nn.Module, n: int, seed: int, batch_size: int = 250,
                          device: str | None = None, download: bool = False) -> float:
     """Top-1 accuracy of ``model`` (eval mode) on :func:`cifar10_test_subset` ``(n, seed)``."""
     from ..device import pick_device
-    from ..evaluate import evaluate_accuracy
+    from ..accuracy import evaluate_accuracy
 
     images, labels = cifar10_test_subset(n, seed, download=download)
     device = pick_device(device)

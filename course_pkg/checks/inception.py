@@ -14,6 +14,7 @@ import torch.nn as nn
 
 from .feedback import CheckFailed, Finding
 from .handover import probe_input
+from ..models.googlenet import table1_modules
 from .param_counts import _fmt, _kernel, _shape, n_params
 
 BRANCHES = ("branch1x1", "branch3x3", "branch5x5", "branch_pool")
@@ -204,18 +205,6 @@ def diagnose_inception(student: nn.Module, reference: nn.Module, name: str = "mo
                                                             "(torch.cat(..., dim=1)) of the four branch outputs "
                                                             "in the order 1x1, 3x3, 5x5, pool"))
     return findings
-
-
-def table1_modules() -> list[tuple[str, int, tuple[int, ...], int]]:
-    """``[(name, in_channels, filters, size), ...]`` for 3a … 5b: Table 1's inception modules with
-    their input channels (from the reference network's own chain,
-    :func:`course_pkg.models.googlenet.inception_inputs`) and map size at 224x224 input
-    (``filters`` = ``#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj``)."""
-    from ..models.googlenet import inception_inputs
-
-    size = {"3": 28, "4": 14, "5": 7}  # Table 1's output sizes: after the pools before 3a, 4a, 5a
-    return [(name, in_channels, tuple(filters), size[name[0]])
-            for name, in_channels, filters in inception_inputs()]
 
 
 _CACHE: dict[tuple[Any, ...], list[Finding]] = {}
