@@ -297,8 +297,8 @@ def test_the_raw_table_finder_finds_a_printed_table_and_ignores_code():
     assert raw_pipe_table_lines("<p>x | y is an or</p><code>|---|</code>") == []
 
 
-@pytest.mark.book
-def test_the_built_site_prints_no_table_as_raw_text():
+def _built_site() -> Path:
+    """_build/html; the test skips without it (fails in CI, where `make test` builds it first)."""
     site = REPO / "_build" / "html"
     if not (site / "index.html").is_file():
         import os
@@ -306,6 +306,12 @@ def test_the_built_site_prints_no_table_as_raw_text():
         if os.environ.get("CI"):
             pytest.fail("_build/html is missing: `make test` builds the book before the tests")
         pytest.skip("the book is not built (`make book`)")
+    return site
+
+
+@pytest.mark.book
+def test_the_built_site_prints_no_table_as_raw_text():
+    site = _built_site()
     raw = {page.relative_to(site).as_posix(): found for page in sorted(site.rglob("*.html"))
            if (found := raw_pipe_table_lines(page.read_text(errors="replace")))}
     assert raw == {}, f"pipe tables printed as text (a text/markdown output not rendered as MyST?): {raw}"
@@ -315,13 +321,7 @@ def test_the_built_site_prints_no_table_as_raw_text():
 
 @pytest.mark.book
 def test_the_pages_ipynb_download_is_the_copy_with_its_values():
-    sources = REPO / "_build" / "html" / "_sources" / "book"
-    if not sources.is_dir():
-        import os
-
-        if os.environ.get("CI"):
-            pytest.fail("_build/html is missing: `make test` builds the book before the tests")
-        pytest.skip("the book is not built (`make book`)")
+    sources = _built_site() / "_sources" / "book"
     downloads = sorted(sources.glob("[0-9][0-9]_*.ipynb"))
     assert len(downloads) == len(CHAPTERS)
     for page in downloads:
