@@ -33,8 +33,9 @@ WHERE_ONLINE = "benchmarks/results/ in the course repository"
 # The results files the book reads, which therefore travel with the package (glob patterns).
 SHIPPED = ("reference_*.json", "cpu_speed.json", "multicrop_cifar*.json")
 # The runs of benchmarks/reference_cpu.py, each written to reference_<run>.json.
-REFERENCE_RUNS = ("bn", "bn_restart", "faithful", "faithful_restart", "faithful_chunk2", "bn_scale", "bn_scale_s1",
-                  "bn_scale_s2", "faithful_noaux", "init_pytorch", "init_he", "init_caffe")
+REFERENCE_RUNS = ("bn", "bn_restart", "faithful", "faithful_restart", "faithful_chunk2", "faithful_chunk3",
+                  "bn_scale_ft", "bn_scale_ft_s1", "bn_scale_ft_s2", "bn_scale", "bn_scale_s1", "bn_scale_s2",
+                  "faithful_noaux", "init_pytorch", "init_he", "init_caffe")
 
 
 def _folders(folder: str | os.PathLike | None) -> list[Path]:

@@ -41,7 +41,10 @@ def test_reference_runs_are_resumable_course_train_commands(reference):
         assert out == f".cache/reference/{name}.pt"  # git-ignored, relative: the command reads the same anywhere
         assert int(args[args.index("--epochs") + 1]) == reference.recipe(name)["epochs"]
     ships = [r["ships"] for r in reference.RUNS.values() if r["ships"]]
-    assert ships == ["googlenet_cifar", "googlenet_cifar_faithful"]
+    assert sorted(set(ships)) == ["googlenet_cifar", "googlenet_cifar_faithful"]
+    # a training in chunks ships its latest chunk over the earlier one's
+    assert reference.RUNS["faithful_chunk3"]["ships"] == "googlenet_cifar_faithful"
+    assert reference.RUNS["faithful_chunk3"]["start"][0] == "faithful_chunk2"
     # a continued run starts from its parent's weights, named by commit (git keeps them after it ships)
     args = reference.course_args("bn_restart", threads=None)
     assert args[args.index("--init-from") + 1] == ".cache/reference/bn_restart.start.pt"
