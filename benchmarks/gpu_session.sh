@@ -10,7 +10,7 @@
 #
 #   RUN      a reference run of benchmarks/reference_cpu.py (`--list` names them): the same recipe,
 #            trained by `course train` on the GPU, its results and weights written as on the CPU
-#   table3   Table 3 on CIFAR-10 (benchmarks/multicrop_cifar.py, the full test split, bf16)
+#   table3   Table 3 on CIFAR-10 (benchmarks/table3_cifar.py: every table, the full test split)
 #
 # Every step runs under one deadline (BUDGET seconds, default 540 of the tool's 600), so that the
 # packing at the end always happens. What comes back (the tool returns few files):
@@ -66,7 +66,7 @@ run() {
 
 for step in "$@"; do
     if [ "$step" = table3 ]; then
-        run "$PYTHON" benchmarks/multicrop_cifar.py --bf16
+        run "$PYTHON" benchmarks/table3_cifar.py
     elif [ -n "$QUICK" ]; then
         run "$PYTHON" benchmarks/reference_cpu.py "$step" --quick --out-dir "$OUT/quick"
     else
