@@ -274,6 +274,37 @@ def test_correct(path: Path, limit: int | None = None) -> dict:
             "accuracy": float(right.float().mean()), "bits": correct_bits(right)}
 
 
+def add_correct(name: str, at: str | None, results: Path = RESULTS) -> dict:
+    """Add the per-image results (:func:`test_correct`) to a finished run's record that lacks them,
+    from the weights it committed: as in this tree, or as of commit ``at`` (a run shipped over since)."""
+    import subprocess
+    import tempfile
+
+    from _meta import commit
+
+    record_file = results / f"reference_{name}.json"
+    if not record_file.is_file():
+        raise SystemExit(f"reference run {name} has no record {record_file}: train and publish it first")
+    record = json.loads(record_file.read_text())
+    weights = weights_path(name)
+    with tempfile.TemporaryDirectory() as tmp:
+        if at:
+            shown = subprocess.run(["git", "-C", str(REPO), "show", f"{at}:{weights.relative_to(REPO).as_posix()}"],
+                                   capture_output=True)
+            if shown.returncode != 0:
+                raise SystemExit(f"cannot read {weights.relative_to(REPO)} at commit {at}: "
+                                 f"{shown.stderr.decode().strip()}")
+            weights = Path(tmp) / weights.name
+            weights.write_bytes(shown.stdout)
+        record["test_correct"] = test_correct(weights)
+    record["test_correct"]["added"] = {"from": f"{weights_path(name).relative_to(REPO)}" + (f" at {at}" if at else ""),
+                                       "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d"),
+                                       "commit": commit()}
+    record_file.write_text(json.dumps(record, indent=2) + "\n")
+    ship_results(results)
+    return record
+
+
 def publish(name: str, record: dict, command: str, results: Path = RESULTS, pretrained: Path = PRETRAINED,
             scratch: Path = SCRATCH, kept: Path = KEPT) -> dict:
     """Write the results files of a finished run and, if it ships, its weights and metadata."""
@@ -365,6 +396,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="print the runs and their recipes")
     parser.add_argument("--quick", action="store_true",
                         help="plumbing check: 1 epoch on 32 images; needs --out-dir (not a result)")
+    parser.add_argument("--add-correct", action="store_true",
+                        help="add the per-image test results to the records of finished RUNs from their committed "
+                        "weights (what a paired comparison needs; records older than the field lack it)")
+    parser.add_argument("--at", help="with --add-correct: the commit whose weights to use (a run shipped over since)")
     parser.add_argument("--out-dir", type=Path,
                         help="with --quick: where checkpoints, results and the published copy go")
     args = parser.parse_args(argv)
@@ -377,6 +412,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.list or not args.runs:
         for name, run in RUNS.items():
             print(f"{name:15} {run['what']}\n{'':15} course {' '.join(course_args(name, args.threads))}")
+        return 0
+    if args.add_correct:
+        for name in args.runs:
+            added = add_correct(name, args.at)["test_correct"]
+            print(f"reference run {name}: {added['accuracy']:.4f} on {added['images']} images (fp32) added")
         return 0
     from course_pkg.cli import main as course
 

@@ -99,14 +99,51 @@ T4_FP16_MACS_PER_S = 65e12 / 2
 TRAIN_STEP_FORWARDS = 3
 
 
+def lineage(name: str, runs: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The runs whose schedules led to run ``name``'s weights, first to last: a continued run
+    (``starts_from``) follows its parent's (``faithful_chunk3`` -> faithful, chunk2, chunk3)."""
+    chain = [name]
+    while "starts_from" in runs[chain[0]] and runs[chain[0]]["starts_from"]["run"] in runs:
+        chain.insert(0, runs[chain[0]]["starts_from"]["run"])
+        if len(chain) > len(runs):
+            raise ValueError(f"the reference runs' starts_from records form a circle through {name}")
+    return chain
+
+
 def reference_rows(runs: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per CPU reference run: what it is, its epochs, final test accuracy and minutes."""
-    return [{
-        "run": name, "what": r["what"], "epochs": len(r["history"]),
-        "test accuracy": f"{100 * r['test_acc']:.2f}% of {r['test_n']:,}",
-        "CPU minutes": f"{r['cpu_minutes']:.0f}",
-        "measured on": f"{r['cpu']}, {r['date']}, commit {r['commit']}",
-    } for name, r in runs.items()]
+    """One row per CPU reference run: what it is, its epochs, the schedules behind its weights,
+    final test accuracy and minutes.  The epochs and peak learning rates of every schedule that led to
+    the weights are in the row, so two rows compared are seen to differ in their training too."""
+    rows = []
+    for name, r in runs.items():
+        chain = lineage(name, runs)
+        total = sum(len(runs[c]["history"]) for c in chain)
+        rows.append({
+            "run": name, "what": r["what"],
+            "epochs": f"{len(r['history'])}" + (f" ({total} in all)" if len(chain) > 1 else ""),
+            "schedules (epochs x peak lr)": " then ".join(
+                f"{len(runs[c]['history'])} x {runs[c]['recipe']['lr']:g}" if runs[c].get("recipe") else
+                f"{len(runs[c]['history'])} x ?" for c in chain),
+            "test accuracy": f"{100 * r['test_acc']:.2f}% of {r['test_n']:,}",
+            "CPU minutes": f"{r['cpu_minutes']:.0f}",
+            "measured on": f"{r['cpu']}, {r['date']}, commit {r['commit']}",
+        })
+    return rows
+
+
+def paired_runs(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``after``'s accuracy minus ``before``'s on the same test images, with the paired 95% interval
+    (:func:`course_pkg.compare.paired_difference`), from the per-image results the two records carry
+    (``test_correct``); None when either lacks them (records written before they were kept)."""
+    from .compare import from_bits, paired_difference
+
+    a, b = before.get("test_correct"), after.get("test_correct")
+    if not a or not b:
+        return None
+    if a["images"] != b["images"] or a.get("order") != b.get("order"):
+        raise ValueError(f"the two records hold results on different test images ({a['images']} in "
+                         f"{a.get('order')!r}, {b['images']} in {b.get('order')!r}): not a paired comparison")
+    return paired_difference(from_bits(a["bits"], a["images"]), from_bits(b["bits"], b["images"]))
 
 
 def compare_accuracies(new: float, old: float, n: int) -> dict[str, Any]:
@@ -247,4 +284,4 @@ def plot_table3(rows: list[Mapping[str, Any]], ax=None):
 
 __all__ = ["REFERENCE_RUNS", "REPO_RESULTS", "SHIPPED", "SHIPPED_RESULTS", "T4_FP16_MACS_PER_S", "WHERE_ONLINE",
            "epoch_times", "is_shipped", "load", "markdown_table", "plot_cpu_frontier", "plot_learning_curves",
-           "plot_table3", "reference_rows", "reference_runs", "ship", "unshared_epochs"]
+           "lineage", "paired_runs", "plot_table3", "reference_rows", "reference_runs", "ship", "unshared_epochs"]

@@ -101,3 +101,41 @@ def test_an_installed_copy_reads_the_shipped_results(tmp_path, monkeypatch):
     assert results.load("reference_bn") == {"run": "bn", "test_acc": 0.9}
     assert results.reference_runs() == {"bn": {"run": "bn", "test_acc": 0.9}}
     assert results.load("cifar_summary") is None
+
+
+def _record(epochs, lr, acc, parent=None, bits=None):
+    r = {"what": "a run", "history": [{}] * epochs, "recipe": {"lr": lr}, "test_acc": acc, "test_n": 10_000,
+         "cpu_minutes": 10.0 * epochs, "cpu": "a CPU", "date": "2026-12-04", "commit": "abc1234"}
+    if parent:
+        r["starts_from"] = {"run": parent}
+    if bits is not None:
+        from course_pkg.compare import correct_bits
+
+        r["test_correct"] = {"images": len(bits), "order": "the test split's own order", "bits": correct_bits(bits)}
+    return r
+
+
+def test_reference_rows_state_every_schedule_behind_the_weights():
+    runs = {"faithful": _record(6, 0.05, 0.73), "chunk2": _record(10, 0.04, 0.84, parent="faithful"),
+            "chunk3": _record(6, 0.02, 0.85, parent="chunk2"), "bn": _record(16, 0.1, 0.89)}
+    assert results.lineage("chunk3", runs) == ["faithful", "chunk2", "chunk3"]
+    rows = {r["run"]: r for r in results.reference_rows(runs)}
+    # the confound of comparing bn with chunk3 is in the table: 16 epochs at 0.1 against 22 in three schedules
+    assert rows["chunk3"]["epochs"] == "6 (22 in all)" and rows["bn"]["epochs"] == "16"
+    assert rows["chunk3"]["schedules (epochs x peak lr)"] == "6 x 0.05 then 10 x 0.04 then 6 x 0.02"
+    assert rows["bn"]["schedules (epochs x peak lr)"] == "16 x 0.1"
+    runs["faithful"]["starts_from"] = {"run": "chunk3"}
+    with pytest.raises(ValueError, match="circle"):
+        results.lineage("chunk3", runs)
+
+
+def test_two_runs_compare_paired_on_the_images_their_records_name():
+    import torch
+
+    before = torch.tensor([True] * 80 + [False] * 20)
+    after = torch.tensor([True] * 75 + [False] * 5 + [True] * 10 + [False] * 10)
+    d = results.paired_runs(_record(1, 0.1, 0.80, bits=before), _record(1, 0.1, 0.85, bits=after))
+    assert (d["only_a"], d["only_b"]) == (5, 10) and d["difference"] == pytest.approx(0.05)
+    assert results.paired_runs(_record(1, 0.1, 0.8), _record(1, 0.1, 0.85, bits=after)) is None  # an old record
+    with pytest.raises(ValueError, match="different test images"):
+        results.paired_runs(_record(1, 0.1, 0.8, bits=before[:50]), _record(1, 0.1, 0.85, bits=after))
