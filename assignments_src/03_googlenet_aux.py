@@ -305,8 +305,9 @@ RECIPE = CIFAR10.replace(epochs=12, lr=0.05)
 
 if "googlenet_cifar_faithful" in pretrained.available():
     _ref = pretrained.info("googlenet_cifar_faithful")
-    print(f"The course's reference run of this recipe: {100 * _ref['test_acc']:.1f}% test accuracy after "
-          f"{len(_ref['history'])} epochs, {_ref['cpu_minutes']:.0f} minutes on {_ref['cpu']}")
+    print(f"The course's reference network: {100 * _ref['test_acc']:.1f}% test accuracy after "
+          f"{_ref.get('cpu_minutes_total', _ref['cpu_minutes']):.0f} minutes of CPU training in all "
+          f"(its last chunk, {len(_ref['history'])} epochs, on {_ref['cpu']})")
 if os.environ.get("NBGRADER_EXECUTION"):
     print("autograding: training skipped; the submitted checkpoint is graded")
 elif CHECKPOINT.exists():
@@ -352,12 +353,14 @@ try:
 except checks.CheckFailed as _err:
     raise checks.CheckFailed(f"no accuracy without a checkpoint: {_err}") from None
 _acc = checks.subset_accuracy(_model, n=250, seed=20150607)
-# Calibrated on the course's reference run of this network (googlenet_cifar_faithful, 6 epochs on a
-# CPU: 73.0% on the full test split, benchmarks/results/reference_faithful.md; tests/test_grading_e2e.py
-# grades it as a student's checkpoint and checks it gets these points).
-# Full points: within 3 points of it (the students' 12 epochs should pass it); then what the reference
-# had after 3, 2 and 1 of its epochs (60.3, 49.3, 39.6%), rounded down; chance is 10%.
-_fraction = next((_f for _t, _f in ((0.70, 1.0), (0.60, 0.75), (0.45, 0.5), (0.30, 0.25)) if _acc >= _t), 0.0)
+# Calibrated on the course's reference network (googlenet_cifar_faithful: 85.8% on the full test
+# split after 22 CPU epochs in three warm-restarted schedules, benchmarks/results/reference_faithful_chunk3.md;
+# tests/test_grading_e2e.py grades it as a student's checkpoint and checks it gets these points).
+# Full points: 76%, within 10 points of it; the students' one 12-epoch schedule should pass it (the
+# reference's first 6-epoch schedule reached 73.0%, and 4 epochs more 78.2%: reference_faithful*.md);
+# then what the reference had after 3, 2 and 1 of its first epochs (60.3, 49.3, 39.6%), rounded down;
+# chance is 10%.
+_fraction = next((_f for _t, _f in ((0.76, 1.0), (0.60, 0.75), (0.45, 0.5), (0.30, 0.25)) if _acc >= _t), 0.0)
 print(f"accuracy on the grader's 250 CIFAR-10 test images: {_acc:.1%} -> {_fraction:.0%} of the points")
 checks.partial_credit(_fraction, 6)
 ### END HIDDEN TESTS

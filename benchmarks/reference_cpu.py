@@ -342,7 +342,9 @@ def publish(name: str, record: dict, command: str, results: Path = RESULTS, pret
         base = json.loads(base_file.read_text())
         result["starts_from"] = {"run": parent, "commit": at, "test_acc": base["test_acc"],
                                  "epochs": len(base["history"]), "cpu_minutes": base["cpu_minutes"]}
-        result["cpu_minutes_total"] = round(base["cpu_minutes"] + result["cpu_minutes"], 1)
+        # the parent's own total when it continued a run too (a chain of chunks)
+        before = base.get("cpu_minutes_total", base["cpu_minutes"])
+        result["cpu_minutes_total"] = round(before + result["cpu_minutes"], 1)
     results.mkdir(parents=True, exist_ok=True)
     (results / f"reference_{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     (results / f"reference_{name}.md").write_text(markdown(result))
