@@ -88,6 +88,9 @@ def reference_results(tmp_path, monkeypatch, repo_root):
                "faithful": _reference_record(0.86, 12),
                "faithful_restart": _reference_record(0.87, 4, lr=0.02),
                "faithful_chunk2": _reference_record(0.88, 10, lr=0.04),
+               "faithful_chunk3": _reference_record(0.885, 6, lr=0.02),
+               **{name: _reference_record(0.90, 6, batch_norm=True, aux=False, lr=0.05)
+                  for name in ("bn_scale_ft", "bn_scale_ft_s1", "bn_scale_ft_s2")},
                **{name: _reference_record(0.90, 16, batch_norm=True)
                   for name in ("bn_scale", "bn_scale_s1", "bn_scale_s2")},
                "faithful_noaux": _reference_record(0.84, 12, aux=False), "init_pytorch": _reference_record(0.10, 1),
