@@ -81,8 +81,10 @@ assignments: $(STAMP)
 	for a in solutions/*/; do a=$$(basename $$a); \
 	  PATH="$(VENV)/bin:$$PATH" $(VENV)/bin/nbgrader generate_assignment $$a --force --log-level=WARN || exit 1; done
 
-# The published student set (_publish/): the book, assignments/ and the package as a wheel, without
-# solutions/, assignments_src/, tools/, hidden tests, thresholds or seeds (tools/publish.py says what and why).
+# The published student set (_publish/): the built book, assignments/ and the package as a wheel, without
+# solutions/, assignments_src/, tools/, hidden tests or seeds (tools/publish.py says what and why).  It
+# refuses without the built book (_build/html): run `make book` first, or
+# `$(PY) tools/publish.py --no-html` for a set whose students read the book on the web site.
 .PHONY: publish
 publish: $(STAMP)
 	$(PY) tools/publish.py --out _publish

@@ -5,9 +5,10 @@
 # both, predict every output shape and parameter count by hand, and then see why a 1x1
 # convolution in front of a big one is the idea that made GoogLeNet affordable.
 #
-# The self-check cells compare your networks with the course's reference implementations
-# (`course_pkg.models`) layer by layer and say what differs.  Use the layer names given
-# below; do not import the course's own classes.
+# Every graded part has a self-check cell after it: it compares your network or your answers
+# with the course's reference implementations (`course_pkg.models`), says right or wrong, names
+# the first cause of a difference on its first line and the points at stake; it never prints
+# the expected value.  Use the layer names given below; do not import the course's own classes.
 
 # %% nbgrader={"grade": false, "grade_id": "code-01", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # Setup.  In Colab this installs the course package (once per session); elsewhere
@@ -74,7 +75,7 @@ class LeNet5(nn.Module):
 # %%
 # Self-check (not graded): your LeNet5 against course_pkg's "lenet5" (variant="modern").
 checks.self_check_model(LeNet5(), "lenet5", (1, 32, 32), children=['c1', 's2', 'c3', 's4', 'c5', 'f6', 'output'],
-                        variant="modern")
+                        points=3, variant="modern")
 
 # %% nbgrader={"grade": true, "grade_id": "test_lenet5", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 # LeNet5(), layer by layer, on one 1x32x32 image.
@@ -105,7 +106,8 @@ lenet_params = {"c1": 5 * 5 * 6 + 6, "c3": 5 * 5 * 6 * 16 + 16, "c5": 5 * 5 * 16
 ### END SOLUTION
 
 # %%
-checks.self_check_answers(lenet_params, ["c1", "c3", "c5", "f6", "output"], "lenet_params")
+# Self-check (not graded): lenet_shapes and lenet_params, right or wrong entry by entry.
+checks.self_check_answers(globals(), "lenet_by_hand", points=2)
 
 # %% nbgrader={"grade": true, "grade_id": "test_lenet_by_hand", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 handover.give("lenet_shapes", "lenet_params")
@@ -190,7 +192,8 @@ class AlexNet(nn.Module):
 
 # %%
 # Self-check (not graded): your AlexNet against course_pkg's "alexnet" (groups=1).
-checks.self_check_model(AlexNet(), "alexnet", (3, 227, 227), children=['conv1', 'conv2', 'conv3', 'conv4', 'conv5', 'fc6', 'fc7', 'fc8'])
+checks.self_check_model(AlexNet(), "alexnet", (3, 227, 227), children=['conv1', 'conv2', 'conv3', 'conv4', 'conv5', 'fc6', 'fc7', 'fc8'],
+                        points=3)
 
 # %% nbgrader={"grade": true, "grade_id": "test_alexnet", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 # AlexNet(), layer by layer, on one 3x227x227 image.
@@ -205,10 +208,13 @@ checks.fail_on(checks.diagnose_model(checks.build(AlexNet), _create("alexnet"), 
 # ### Where are AlexNet's parameters?
 #
 # Give the fraction of all parameters of your one-GPU AlexNet (1000 classes) that sit in
-# the three linear layers, as a number between 0 and 1 (three decimals are enough), and the
-# output shape of `conv1`.
+# the three linear layers, as a number between 0 and 1 (three decimals are enough), in
+# `alexnet_fc_fraction`, and the output shape `(channels, height, width)` of `conv1` for one
+# 227x227 image in `alexnet_conv1_shape`.
 
 # %% nbgrader={"grade": false, "grade_id": "alexnet_by_hand", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# alexnet_fc_fraction = ...   # a number between 0 and 1
+# alexnet_conv1_shape = (c, h, w)
 ### BEGIN SOLUTION
 _conv = (11 * 11 * 3 * 96 + 96) + (5 * 5 * 96 * 256 + 256) + (3 * 3 * 256 * 384 + 384) \
     + (3 * 3 * 384 * 384 + 384) + (3 * 3 * 384 * 256 + 256)
@@ -216,6 +222,10 @@ _fc = (9216 * 4096 + 4096) + (4096 * 4096 + 4096) + (4096 * 1000 + 1000)
 alexnet_fc_fraction = _fc / (_fc + _conv)
 alexnet_conv1_shape = (96, 55, 55)
 ### END SOLUTION
+
+# %%
+# Self-check (not graded): alexnet_fc_fraction and alexnet_conv1_shape, right or wrong.
+checks.self_check_answers(globals(), "alexnet_by_hand", points=2)
 
 # %% nbgrader={"grade": true, "grade_id": "test_alexnet_by_hand", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 handover.give("alexnet_fc_fraction", "alexnet_conv1_shape")
@@ -253,6 +263,10 @@ bottleneck = {
 }
 ### END SOLUTION
 print(f"the reduction saves {1 - bottleneck['reduced_macs'] / bottleneck['direct_macs']:.0%} of the multiply-adds")
+
+# %%
+# Self-check (not graded): the four numbers of `bottleneck`, right or wrong.
+checks.self_check_answers(globals(), "bottleneck", points=2)
 
 # %% nbgrader={"grade": true, "grade_id": "test_bottleneck", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 handover.give("bottleneck")

@@ -15,9 +15,10 @@
 #   `course_pkg.models.layers.BasicConv2d(in_ch, out_ch, kernel_size, stride=1, padding=0)`
 #   is exactly "conv + ReLU"; you may use it or `nn.Sequential(nn.Conv2d(...), nn.ReLU())`.
 # - Do not import the course's own `Inception` classes — that is what we compare you with.
-# - Run the **self-check** cells: they compare your code with the course's reference
-#   and tell you precisely what differs.  The graded tests check the same things (and a
-#   few more), for all nine modules of Table 1.
+# - Run the **self-check** cell after each graded part: it compares your code with the
+#   course's reference, says right or wrong, names the first cause of a difference on its
+#   first line and the points at stake (never the expected value).  The graded tests check
+#   the same things, for all nine modules of Table 1.
 
 # %% nbgrader={"grade": false, "grade_id": "code-01", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # Setup.  In Colab this installs the course package (once per session); elsewhere
@@ -65,7 +66,7 @@ class InceptionNaive(nn.Module):
 
 # %%
 # Self-check (not graded): inception 3a, 4a and 5b built as naive modules.
-checks.self_check_inception(InceptionNaive, naive=True)
+checks.self_check_inception(InceptionNaive, naive=True, points=2)
 
 # %% nbgrader={"grade": true, "grade_id": "test_naive_module", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # The naive version of inception 3a, 4a and 5b (3a: 192 channels in, 64 + 128 + 32 + 192 out).
@@ -119,7 +120,7 @@ class Inception(nn.Module):
 
 # %%
 # Self-check (not graded): your module built as each of 3a ... 5b, compared with the reference.
-checks.self_check_inception(Inception)
+checks.self_check_inception(Inception, points=11)
 
 # %% nbgrader={"grade": true, "grade_id": "test_inception_3a_shape", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Inception 3a (Table 1): 192 channels in, 256 out, the same height and width.
@@ -210,9 +211,8 @@ answers_3a = {
 ### END SOLUTION
 
 # %%
-# Self-check (not graded): are all answers there, as whole numbers?
-checks.self_check_answers(answers_3a, [f"{b}_{w}" for w in ("params", "macs")
-                                       for b in ("branch1x1", "branch3x3", "branch5x5", "branch_pool")])
+# Self-check (not graded): the eight numbers of `answers_3a`, right or wrong.
+checks.self_check_answers(globals(), "answers_3a", points=2)
 
 # %% nbgrader={"grade": true, "grade_id": "test_answers_3a", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 handover.give("answers_3a")
@@ -267,7 +267,8 @@ def branch_costs(in_channels, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj
 
 
 # %%
-# Table 1, module by module (your function; the graded test compares it with the reference).
+# Self-check (not graded): branch_costs for all nine modules, right or wrong; then Table 1 from it.
+checks.self_check_branch_costs(branch_costs, points=3)
 for name, in_channels, filters, size in checks.table1_modules():
     costs = branch_costs(in_channels, *filters, size)
     print(f"{name}: " + "  ".join(f"{b} {p:,} params / {m / 1e6:.1f}M MACs" for b, (p, m) in costs.items()))
@@ -301,6 +302,10 @@ checks.fail_on(_findings, "branch_costs")
 ### BEGIN SOLUTION
 channel_source = {0: "branch1x1", 100: "branch3x3", 200: "branch5x5", 250: "branch_pool"}
 ### END SOLUTION
+
+# %%
+# Self-check (not graded): the four branch names, right or wrong.
+checks.self_check_answers(globals(), "channel_source", points=1)
 
 # %% nbgrader={"grade": true, "grade_id": "test_channel_source", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 handover.give("channel_source")

@@ -220,3 +220,80 @@ def test_the_sources_lint_clean():
     out = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "assignments_src"],
                          capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+# --------------------------------------------------------------------------------------------------
+# What the students are told: a self-check per graded part, assignment 3's targets and times
+# --------------------------------------------------------------------------------------------------
+def _self_check_points(source: str) -> float | None:
+    """The points a self-check cell says are at stake (``points=`` and ``accuracy_points=`` of its
+    ``checks.self_check_*`` calls), or None for a cell that calls none."""
+    import ast
+
+    calls = [n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Call)
+             and getattr(n.func, "attr", "").startswith("self_check_")]
+    if not calls:
+        return None
+    return sum(ast.literal_eval(k.value) for c in calls for k in c.keywords if k.arg in ("points", "accuracy_points"))
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_every_graded_part_has_a_self_check_stating_its_points(assignment):
+    """Between a part's solution and its graded test cells sits a self-check cell; the points it
+    states are those of the test cells it stands for (up to the next self-check or solution)."""
+    cells = converter.build(assignment).cells
+    groups: list[list] = []  # [self-check points, test points, grade ids]
+    for cell in cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution"):
+            groups.append([None, 0, []])
+        elif cell.cell_type == "code" and not meta and (points := _self_check_points(cell.source)) is not None:
+            groups.append([points, 0, []])
+        elif meta.get("grade"):
+            assert groups and groups[-1][0] is not None, (
+                f"{assignment}: test cell {meta['grade_id']} has no self-check cell between it and its solution")
+            groups[-1][1] += meta["points"]
+            groups[-1][2].append(meta["grade_id"])
+    for stated, graded, ids in groups:
+        if ids:
+            assert stated == graded, (f"{assignment}: the self-check before {ids} states {stated} points, "
+                                      f"they are worth {graded}")
+
+
+def _a3_source() -> str:
+    return converter.source_path("03_googlenet_aux").read_text()
+
+
+def test_assignment3_states_the_accuracy_steps_that_its_hidden_test_grades():
+    import ast
+    import re
+
+    source = _a3_source()
+    hidden = ast.literal_eval(re.search(r"for _t, _f in (\(\(.*?\)\)) if _acc >= _t", source).group(1))
+    stated = ast.literal_eval(re.search(r"^ACCURACY_STEPS = (\(\(.*\)\))$", source, re.M).group(1))
+    assert stated == hidden
+    points = int(re.search(r'"grade_id": "test_accuracy".*"points": (\d+)', source).group(1))
+    rows = re.findall(r"^# \| (\d+)% or more \| ([\d.]+) \|$", source, re.M)
+    assert [(int(a) / 100, float(p)) for a, p in rows] == [(t, f * points) for t, f in hidden]
+    assert f"| below {round(100 * hidden[-1][0])}% | 0 |" in source
+
+
+def test_assignment3_times_and_reference_figures_are_the_measured_ones():
+    """The table of epoch times is computed from benchmarks/results/cpu_speed*.json (the faithful
+    network through fit's automatic precision), the reference figures from reference_faithful.json."""
+    results = REPO / "benchmarks" / "results"
+    source = _a3_source()
+    machines = {"cpu_speed": "Intel Xeon with AMX", "cpu_speed_zen4": "AMD EPYC, Zen 4",
+                "cpu_speed_no_amx": "Intel Xeon without AMX"}
+    for name, label in machines.items():
+        record = json.loads((results / f"{name}.json").read_text())
+        run = next(r for r in record["fit"] if r["layout"] == "faithful" and r["config"] == "auto")
+        minutes = 50_000 / run["images_per_s"] / 60
+        row = f"# | {label} ({run['precision']}) | {minutes:.1f} min | {12 * minutes / 60:.1f} h |"
+        assert row in source, row
+    assert "| Colab's T4 GPU | not measured | not measured |" in source  # no GPU was lent to measure it
+    reference = json.loads((results / "reference_faithful.json").read_text())
+    acc = {h["epoch"]: h["test_acc"] for h in reference["history"]}
+    assert (f"{100 * reference['test_acc']:.1f}% on the whole test split after its {len(acc)} epochs, "
+            f"{100 * acc[5]:.1f}% after 5, {100 * acc[3]:.1f}% after 3") in source.replace("\n# ", " ")
+    assert "CIFAR10.replace(epochs=12, lr=0.05)" in source and "12 epochs" in source

@@ -19,6 +19,7 @@ import torch.nn as nn
 
 from course_pkg import checks
 from course_pkg.grading.grade import normalise_name, normalise_submission
+from course_pkg.grading.submissions import student_id, valid_student_id
 from course_pkg.models.inception import Inception
 
 REPO = Path(__file__).resolve().parents[1]
@@ -287,16 +288,17 @@ def test_collect_copies_normalises_and_reports(tmp_path, capsys):
     (subs / "loose.ipynb").write_text("{}")
 
     results = collect(layout, "a1", subs, None)
-    assert set(results) == {"Ann_Lee", "bob"}
-    assert results["Ann_Lee"].status == "pending"
-    assert (layout.submitted / "Ann_Lee" / "a1" / "a1.ipynb").is_file()
+    ann = student_id("Ann Lee")
+    assert ann.startswith("Ann_Lee-") and set(results) == {ann, "bob"}
+    assert results[ann].status == "pending" and results[ann].source == "Ann Lee"
+    assert (layout.submitted / ann / "a1" / "a1.ipynb").is_file()
     assert results["bob"].status == "failed" and "no notebook 'a1.ipynb'" in results["bob"].reason
     assert "skipping loose.ipynb" in capsys.readouterr().out
 
     # without a source folder: grade what is already in submitted/; a requested student with
     # nothing there is reported, not silently dropped
-    again = collect(layout, "a1", None, ["Ann_Lee", "zed"])
-    assert again["Ann_Lee"].status == "pending"
+    again = collect(layout, "a1", None, [ann, "zed"])
+    assert again[ann].status == "pending" and again[ann].source == "Ann Lee"
     assert again["zed"].status == "failed" and "no submission" in again["zed"].reason
 
 
@@ -343,3 +345,303 @@ def test_course_grade_explains_what_is_missing(tmp_path, capsys):
     shutil.copy(REPO / "nbgrader_config.py", tmp_path)
     assert main(["nope", "--course-dir", str(tmp_path)]) == 2
     assert "make assignments" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# Hostile files: what the grader reads from a sandbox or a submission folder
+# --------------------------------------------------------------------------------------------
+def _layout(tmp_path: Path):
+    import nbformat
+
+    from course_pkg.grading.course import Layout
+
+    shutil.copy(REPO / "nbgrader_config.py", tmp_path)
+    layout = Layout.load(tmp_path)
+    (layout.source / "a1").mkdir(parents=True)
+    (layout.source / "a1" / "a1.ipynb").write_text(nbformat.writes(nbformat.v4.new_notebook()))
+    return layout
+
+
+def test_untrusted_files_are_read_without_links_fifos_or_unbounded_reads(tmp_path):
+    import os
+    import time
+
+    from course_pkg.grading.replicas import Refused, read_untrusted
+
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "ok.json").write_text("{}")
+    assert read_untrusted(tmp_path / "out" / "ok.json", tmp_path, 100) == b"{}"
+    os.symlink("/dev/zero", tmp_path / "out" / "zero.pt")
+    os.mkfifo(tmp_path / "out" / "fifo.pt")
+    os.symlink("/etc", tmp_path / "linked")
+    (tmp_path / "out" / "big.pt").write_bytes(b"x" * 1000)
+    start = time.monotonic()
+    for name, why in (("out/zero.pt", "is a link"), ("out/fifo.pt", "not a plain file"),
+                      ("linked/hostname", "is a link"), ("out/big.pt", "more than the 100")):
+        with pytest.raises(Refused, match=why):
+            read_untrusted(tmp_path / name, tmp_path, 100)
+    assert time.monotonic() - start < 5  # the FIFO did not block
+    with pytest.raises(FileNotFoundError):
+        read_untrusted(tmp_path / "out" / "missing.pt", tmp_path, 100)
+
+
+def test_handover_bombs_are_refused_with_a_reason(tmp_path, monkeypatch):
+    import time
+
+    from course_pkg.grading import replicas
+
+    nested: list = [0]
+    for _ in range(40):  # a few hundred bytes on disk; 2**40 values for any walk that follows it
+        nested = [nested, nested]
+    torch.save({"answers": nested}, tmp_path / "nested.pt")
+    start = time.monotonic()
+    with pytest.raises(replicas.Refused, match="too many values"):
+        replicas.load(tmp_path / "nested.pt")
+    assert time.monotonic() - start < 120  # about 1 s idle; unbounded, the walk would never end
+    torch.save({"x": torch.zeros(1).expand(10 ** 9)}, tmp_path / "strided.pt")  # 4 bytes stored
+    with pytest.raises(replicas.Refused, match="larger than the handover writes"):
+        replicas.load(tmp_path / "strided.pt")
+    torch.save({"x": torch.zeros(10_000)}, tmp_path / "plain.pt")
+    monkeypatch.setattr(replicas, "MAX_UNPACKED_BYTES", 1000)  # what a zip bomb's entries declare
+    with pytest.raises(replicas.Refused, match="unpacks to"):
+        replicas.load(tmp_path / "plain.pt")
+    (tmp_path / "legacy.pt").write_bytes(b"\x80\x02}q\x00.")
+    with pytest.raises(replicas.Refused, match="not a handover file"):
+        replicas.load(tmp_path / "legacy.pt")
+
+
+def test_the_sandbox_side_hands_over_bounded_values():
+    from course_pkg.checks import handover
+
+    plain = handover._plain([list(range(1000))] * 1000)  # one row, a thousand times: a million values
+    kept = [v for row in plain if isinstance(row, list) for v in row]
+    assert len(kept) <= handover.MAX_VALUES
+    assert plain[-1] == {"__unsupported__": "too many values to hand over"}
+
+
+def test_a_submitted_torch_file_that_unpacks_too_large_fails_only_the_checks_that_load_it(tmp_path, monkeypatch):
+    from course_pkg.grading import verdict
+
+    torch.save({"w": torch.zeros(10_000)}, tmp_path / "googlenet_cifar.pt")
+    (tmp_path / "notes.txt").write_text("PK")
+    assert verdict._refused_files(tmp_path) == {}
+    monkeypatch.setattr(verdict, "MAX_CHECKPOINT_UNPACKED", 1000)
+    refused = verdict._refused_files(tmp_path)
+    assert list(refused) == ["googlenet_cifar.pt"] and "unpacks to" in refused["googlenet_cifar.pt"]
+
+
+def test_child_output_is_kept_as_head_and_tail():
+    import subprocess
+
+    from course_pkg.grading.course import BoundedOutput
+
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdout.write('HEAD' + 'x' * 5_000_000 + 'TAIL')"],
+                            stdout=subprocess.PIPE)
+    output = BoundedOutput(proc.stdout, head=100, tail=100)
+    proc.wait()
+    text = output.text(wait=300)  # once the pipe is drained
+    assert text.startswith("HEAD") and text.endswith("TAIL") and len(text) < 300
+    assert "4,999,808 bytes of output left out" in text
+
+
+def test_copies_of_submissions_hold_plain_files_only(tmp_path, capsys):
+    import os
+
+    from course_pkg.grading.submissions import collect, copy_submission
+
+    layout = _layout(tmp_path)
+    subs = tmp_path / "subs"
+    (subs / "ann").mkdir(parents=True)
+    (subs / "ann" / "a1.ipynb").write_text((layout.source / "a1" / "a1.ipynb").read_text())
+    os.symlink("/dev/zero", subs / "ann" / "zeros.bin")
+    os.mkfifo(subs / "ann" / "pipe")
+    os.symlink("/etc", subs / "ann" / "etc")
+    os.symlink("/etc", subs / "linked-student")
+    results = collect(layout, "a1", subs, None)
+    assert set(results) == {"ann"} and results["ann"].status == "pending"
+    assert sorted(p.name for p in (layout.submitted / "ann" / "a1").iterdir()) == ["a1.ipynb"]
+    assert "left out 'etc', 'pipe', 'zeros.bin'" in results["ann"].notes[0]
+    assert "skipping linked-student" in capsys.readouterr().out
+    # what is already in submitted/ (nbgrader copies follow links): refused, not graded
+    os.mkfifo(layout.submitted / "ann" / "a1" / "pipe")
+    again = collect(layout, "a1", None, None)
+    assert again["ann"].status == "failed" and "pipe is a link or a special file" in again["ann"].reason
+    (subs / "big").mkdir()
+    (subs / "big" / "a.bin").write_bytes(b"x" * 3000)
+    import course_pkg.grading.submissions as submissions
+
+    submissions.MAX_ZIP_BYTES, saved = 1000, submissions.MAX_ZIP_BYTES
+    try:
+        assert "more than" in copy_submission(subs / "big", tmp_path / "copy")
+    finally:
+        submissions.MAX_ZIP_BYTES = saved
+
+
+def test_student_ids_are_unique_valid_and_name_their_folder(tmp_path):
+    import nbformat
+
+    from course_pkg.grading.submissions import collect
+
+    assert student_id("Zo") == "Zo" and student_id("Zoë").startswith("Zoe-")
+    assert student_id("张伟") != student_id("王芳") and student_id("张伟").startswith("student-")
+    for name in ("Zoë", "张伟", "../../../victim", "-rf", ".hidden", "a/b", "x" * 300):
+        assert valid_student_id(student_id(name)), name
+    for bad in ("../../../victim", "..", "a/b", "", "-rf", ".x", "x" * 101):
+        assert not valid_student_id(bad), bad
+    layout = _layout(tmp_path)
+    subs = tmp_path / "subs"
+    for name in ("Zo", "Zoë", "张伟", "王芳", "alice"):
+        (subs / name).mkdir(parents=True)
+        (subs / name / "a1.ipynb").write_text(nbformat.writes(nbformat.v4.new_notebook()))
+    (subs / "alice.zip").write_bytes(b"PK")
+    results = collect(layout, "a1", subs, None)
+    assert {r.source or r.student for r in results.values()} == {"Zo", "Zoë", "张伟", "王芳", "alice"}
+    assert all(r.status == "pending" for s, r in results.items() if s != "alice")
+    assert results["alice"].status == "failed"
+    assert "'alice'" in results["alice"].reason and "'alice.zip'" in results["alice"].reason
+
+
+# --------------------------------------------------------------------------------------------
+# Shards: verified before they are merged
+# --------------------------------------------------------------------------------------------
+def test_a_changed_shard_is_not_merged(tmp_path):
+    import json
+    import os
+    from argparse import Namespace
+
+    from course_pkg.grading.course import GradingError
+    from course_pkg.grading.grade import merge
+    from course_pkg.grading.gradebook import inside_course, sign_shard, verify_shard
+
+    layout = _layout(tmp_path)
+    shard = tmp_path / "shard"
+    (shard / "autograded" / "blank" / "a1").mkdir(parents=True)
+    (shard / "results.json").write_text(json.dumps({"blank": {"status": "graded"}}))
+    (shard / "blank.db").write_bytes(b"a gradebook")
+    (shard / "autograded" / "blank" / "a1" / "a1.ipynb").write_text("{}")
+    sign_shard(layout, shard, "a1")
+    assert (layout.work / "grading-key").stat().st_mode & 0o077 == 0
+    verify_shard(layout, shard, "a1")
+    with pytest.raises(GradingError, match="not 'a2'"):
+        verify_shard(layout, shard, "a2")
+    (shard / "blank.db").write_bytes(b"a gradebook edited to 19/19")
+    with pytest.raises(GradingError, match="blank.db changed since the shard was graded"):
+        verify_shard(layout, shard, "a1")
+    with pytest.raises(GradingError, match="blank.db changed"):
+        merge(layout, Namespace(assignment="a1", merge=[shard]))
+    manifest = json.loads((shard / "manifest.json").read_text())
+    manifest["body"]["files"]["blank.db"] = "0" * 64
+    (shard / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(GradingError, match="does not match its signature"):
+        verify_shard(layout, shard, "a1")
+    # a shard whose id climbs out of the course folder: refused before anything is deleted
+    victim = tmp_path.parent / f"{tmp_path.name}-victim"
+    (victim / "a1").mkdir(parents=True)
+    (shard / "results.json").write_text(json.dumps({f"../../../{victim.name}": {"status": "graded"}}))
+    (shard / "blank.db").write_bytes(b"a gradebook")
+    sign_shard(layout, shard, "a1")
+    with pytest.raises(GradingError, match="not a valid student id"):
+        merge(layout, Namespace(assignment="a1", merge=[shard]))
+    assert (victim / "a1").is_dir()
+    os.symlink(victim, layout.autograded)
+    with pytest.raises(GradingError, match="is a link|outside the course folder"):
+        inside_course(layout, layout.autograded / "blank" / "a1")
+
+
+# --------------------------------------------------------------------------------------------
+# Feedback and CSV: what a student wrote is shown, never run
+# --------------------------------------------------------------------------------------------
+def test_feedback_notebook_is_sanitised():
+    import nbformat
+    from nbconvert.filters import markdown2html
+
+    from course_pkg.grading.reports import sanitise_notebook
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell('<script>alert(1)</script><img src=x onerror=alert(2)> [a](javascript:alert(3)) '
+                                      "`<b>code</b>` and a < b"),
+        nbformat.v4.new_code_cell("x", outputs=[nbformat.v4.new_output(
+            "display_data", data={"text/html": "<b onmouseover=alert(4)>ok</b><script>alert(5)</script>"
+                                               "<iframe src=x></iframe>", "image/png": '" onerror="alert(6)',
+                                  "application/javascript": "alert(7)", "text/plain": "ok"})]),
+    ]
+    nb.cells[1].metadata["nbgrader"] = {"solution": True, "grade_id": '"><script>alert(8)</script>'}
+    sanitise_notebook(nb)
+    page = markdown2html(nb.cells[0].source) + str(nb.cells[1].outputs[0].data)
+    for live in (r"<script", r"<img", r"<[^>]*onerror", r"javascript:", r"<[^>]*onmouseover", r"<iframe"):
+        assert not re.search(live, page), (live, page)
+    assert "<code>&lt;b&gt;code&lt;/b&gt;</code>" in page and "<b>ok</b>" in page
+    assert nb.cells[1].outputs[0].data["text/plain"] == "ok" and "image/png" not in nb.cells[1].outputs[0].data
+    assert "nbgrader" not in nb.cells[1].metadata
+
+
+def test_csv_cells_never_start_a_formula(tmp_path):
+    import csv
+
+    from course_pkg.grading.course import StudentResult
+    from course_pkg.grading.reports import write_csv
+
+    results = {"s": StudentResult("s", "failed", '=HYPERLINK("http://x","y").zip is not a readable zip file',
+                                  flags=["@SUM(1)"], source="+cmd")}
+    write_csv(tmp_path / "grades.csv", results, [])
+    row = next(csv.DictReader((tmp_path / "grades.csv").open()))
+    assert row["reason"].startswith("'=HYPERLINK") and row["flags"] == "'@SUM(1)" and row["submitted_as"] == "'+cmd"
+    assert row["student"] == "s" and row["status"] == "failed"
+
+
+# --------------------------------------------------------------------------------------------
+# Storage and retries
+# --------------------------------------------------------------------------------------------
+def test_large_files_are_hard_linked_once(tmp_path):
+    import os
+
+    from course_pkg.grading.submissions import large_files, link_duplicates
+
+    submitted, autograded = tmp_path / "submitted", tmp_path / "autograded"
+    for folder in (submitted, autograded):
+        folder.mkdir()
+        (folder / "model [1].pt").write_bytes(b"w" * (2 << 20))
+        (folder / "small.txt").write_text("s")
+    (submitted / "other.bin").write_bytes(b"a" * (2 << 20))
+    (autograded / "other.bin").write_bytes(b"b" * (2 << 20))  # same name, other content: kept
+    assert link_duplicates(submitted, autograded) == 2 << 20
+    assert os.path.samefile(submitted / "model [1].pt", autograded / "model [1].pt")
+    assert not os.path.samefile(submitted / "small.txt", autograded / "small.txt")
+    assert not os.path.samefile(submitted / "other.bin", autograded / "other.bin")
+    assert (autograded / "model [1].pt").stat().st_mode & 0o222 == 0
+    assert large_files([autograded]) == ["model [[]1].pt", "other.bin"]
+
+
+def test_a_failed_student_is_retried_only_when_the_submission_changes(tmp_path, monkeypatch):
+    import nbformat
+
+    from course_pkg.grading import grade
+
+    layout = _layout(tmp_path)
+    (layout.release / "a1").mkdir(parents=True)
+    subs = tmp_path / "subs"
+    (subs / "ann").mkdir(parents=True)
+    (subs / "ann" / "a1.ipynb").write_text(nbformat.writes(nbformat.v4.new_notebook()))
+    graded: list[str] = []
+
+    def fail(layout, assignment, result, *args, **kwargs):
+        graded.append(result.student)
+        result.status, result.reason = "failed", "the kernel died"
+
+    monkeypatch.setattr(grade, "autograde_one", fail)
+    monkeypatch.setattr(grade, "_ensure_in_gradebook", lambda *a: None)
+    monkeypatch.setattr(grade, "_report", lambda *a: tmp_path)
+    monkeypatch.setattr(grade, "merge_gradebooks", lambda *a: [])
+    args = ["a1", "--course-dir", str(tmp_path), "--submissions", str(subs), "--unsafe-no-sandbox"]
+    results, _ = grade.run(grade.build_parser().parse_args(args))
+    assert graded == ["ann"] and results["ann"].status == "failed"
+    results, _ = grade.run(grade.build_parser().parse_args(args))
+    assert graded == ["ann"], "retried although nothing changed"
+    assert results["ann"].status == "failed" and results["ann"].reason == "the kernel died"
+    assert "--regrade" in results["ann"].notes[-1]
+    grade.run(grade.build_parser().parse_args([*args, "--regrade"]))
+    assert graded == ["ann", "ann"]
+    (subs / "ann" / "notes.txt").write_text("a new submission")
+    grade.run(grade.build_parser().parse_args(args))
+    assert graded == ["ann", "ann", "ann"]

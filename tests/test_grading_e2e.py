@@ -345,6 +345,29 @@ def graded2(course, tmp_path_factory) -> Hostile:
         zf.writestr(f"../../escaped-{A2}.ipynb", nbformat.writes(solved(A2)))
     write(subs / "garbage", f"{A2}.ipynb", b"\x00\x01 this is not json")
 
+    # what must not take the grader down, mix students up or run in the instructor's browser:
+    # links to /dev/zero and to the solutions and a FIFO; names that used to share an id; HTML,
+    # scripts and a formula the student wrote; a large file that must be stored once
+    write(subs / "linker", f"{A2}.ipynb", solved(A2))
+    os.symlink("/dev/zero", subs / "linker" / "zeros.bin")
+    os.symlink(course / "solutions", subs / "linker" / "answers")
+    os.mkfifo(subs / "linker" / "pipe")
+    write(subs / "Zo", f"{A2}.ipynb", released(A2))
+    write(subs / "Zoë", f"{A2}.ipynb", solved(A2))
+    write(subs / "张伟", f"{A2}.ipynb", released(A2))
+    write(subs / "王芳", f"{A2}.ipynb", solved(A2))
+    nb = solved(A2)
+    nb.cells.append(nbformat.v4.new_markdown_cell(
+        '<script>alert("xss-md")</script> <img src=x onerror=alert("xss-img")> [click](javascript:alert("xss-link"))'))
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "from IPython.display import HTML, display\n"
+        "display(HTML('<b onmouseover=alert(1)>bold</b><script>alert(\"xss-out\")</script>"
+        "<iframe src=https://example.org></iframe>'))"))
+    write(subs / "scripter", f"{A2}.ipynb", nb)
+    write(subs, '=HYPERLINK("example.org","open").zip', b"not a zip file")
+    write(subs / "bigfile", f"{A2}.ipynb", solved(A2))
+    write(subs / "bigfile", "weights.bin", os.urandom(2 << 20))
+
     skip = (".nbgrader",)
     before = tree_hash(course, skip)
     before.update({f"subs/{k}": v for k, v in tree_hash(subs).items()})
@@ -509,6 +532,52 @@ def test_reports_and_feedback_without_hidden_tests(graded2):
     assert Path(g.rows["solver"]["log"]).is_file()
     # the per-submission budget (about 10 s each on an idle 2-core machine; generous for busy CI)
     assert float(g.rows["solver"]["seconds"]) < 120
+
+
+def test_links_and_fifos_are_left_out_not_followed(graded2):
+    g = graded2.graded
+    row = g.rows["linker"]
+    assert row["status"] == "graded" and float(row["score"]) == float(row["max_score"]), row
+    note = next(line for line in (g.report / "summary.txt").read_text().splitlines() if "note linker" in line)
+    assert "left out" in note and all(name in note for name in ("zeros.bin", "answers", "pipe")), note
+    submitted = g.course / ".nbgrader" / "submitted" / "linker" / A2
+    assert sorted(p.name for p in submitted.iterdir()) == [f"{A2}.ipynb"]
+
+
+def test_lookalike_names_get_ids_of_their_own(graded2):
+    g = graded2.graded
+    by_name = {row["submitted_as"]: row for row in g.rows.values()}
+    assert by_name["Zo"]["student"] == "Zo" and float(by_name["Zo"]["score"]) == 0
+    assert by_name["Zoë"]["student"].startswith("Zoe-")
+    assert float(by_name["Zoë"]["score"]) == float(by_name["Zoë"]["max_score"]) > 0
+    assert by_name["张伟"]["student"] != by_name["王芳"]["student"]
+    assert all(by_name[n]["student"].startswith("student-") for n in ("张伟", "王芳"))
+    assert float(by_name["张伟"]["score"]) == 0
+    assert float(by_name["王芳"]["score"]) == float(by_name["王芳"]["max_score"])
+
+
+def test_student_html_and_formulas_are_inert(graded2):
+    g = graded2.graded
+    row = g.rows["scripter"]
+    assert row["status"] == "graded" and float(row["score"]) == float(row["max_score"]), row
+    html = g.feedback("scripter")
+    assert "bold" in html and "xss-md" in html  # shown, as text
+    for live in (r"<script>\s*alert", r"<img[^>]*onerror", r"<b[^>]*onmouseover", r"<iframe", r"href=.javascript:"):
+        assert not re.search(live, html, re.I), live
+    # a file name the student chose, in the reason column: text, never a formula
+    formula = next(r for r in g.rows.values() if "HYPERLINK" in r["submitted_as"])
+    assert formula["status"] == "failed" and formula["reason"].startswith("'=HYPERLINK"), formula
+    assert formula["submitted_as"].startswith("'=") and not formula["student"].startswith(("=", "'"))
+
+
+def test_large_files_are_stored_once(graded2):
+    g = graded2.graded
+    assert g.rows["bigfile"]["status"] == "graded"
+    work = g.course / ".nbgrader"
+    submitted, autograded = (work / step / "bigfile" / A2 / "weights.bin" for step in ("submitted", "autograded"))
+    assert os.path.samefile(submitted, autograded)
+    assert (work / "feedback" / "bigfile" / A2 / f"{A2}.html").is_file()
+    assert not (work / "feedback" / "bigfile" / A2 / "weights.bin").exists()
 
 
 def test_rerun_grades_only_new_or_changed(course, graded2, tmp_path):

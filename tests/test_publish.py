@@ -1,4 +1,5 @@
-"""The published student set (`make publish`) holds no solution, hidden test, threshold or seed."""
+"""The published student set (`make publish`) holds no solution, hidden test or seed; it states what the
+students are graded on; and installed the way its README says, every assignment runs in it."""
 
 from __future__ import annotations
 
@@ -28,10 +29,12 @@ def _regions(text: str, begin: str, end: str) -> list[str]:
 
 
 def secrets() -> tuple[set[str], set[str]]:
-    """(substantial lines of the hidden tests, their seeds and threshold tables).
+    """(substantial lines of the hidden tests, their seeds).
 
     Solutions are not scanned for: the course's reference implementations, which students need
-    for the self-checks, are the package itself.  The folder ``solutions/`` is not published."""
+    for the self-checks, are the package itself.  The folder ``solutions/`` is not published.
+    Assignment 3's accuracy steps are no secret: its notebook states them (a test of
+    tests/test_assignment_sources.py checks they are the graded ones)."""
     hidden, literals = set(), set()
     public = set()
     for a in ASSIGNMENTS:
@@ -46,7 +49,6 @@ def secrets() -> tuple[set[str], set[str]]:
             text = "".join(c["source"])
             for region in _regions(text, BEGIN, END):
                 literals |= set(re.findall(r"\b\d{6,}\b", region))
-                literals |= set(re.findall(r"\(\(0\.\d+, [\d.]+\)(?:, \(0\.\d+, [\d.]+\))+\)", region))
                 hidden |= {line.strip() for line in region.splitlines() if len(line.strip()) > 15}
     # a line the students are given anyway (the same call in a visible part) is no secret
     return hidden - public, literals
@@ -54,10 +56,10 @@ def secrets() -> tuple[set[str], set[str]]:
 
 @pytest.fixture(scope="module")
 def published(tmp_path_factory) -> Path:
-    html = (REPO / "_build" / "html").is_dir()
+    html = (publish.BUILT_HTML / "index.html").is_file()
     if os.environ.get("CI") and not html:
         pytest.fail("_build/html is missing: `make test` builds the book before the tests")
-    return publish.publish(tmp_path_factory.mktemp("pub") / "student-set")
+    return publish.publish(tmp_path_factory.mktemp("pub") / "student-set", html=html)
 
 
 def _texts(root: Path):
@@ -98,7 +100,6 @@ def test_published_set_has_no_instructor_material(published):
 def test_published_set_holds_no_hidden_test_line_threshold_or_seed(published):
     lines, literals = secrets()
     assert len(lines) > 50 and "20150607" in literals
-    assert any("0.70" in literal and "0.30" in literal for literal in literals)  # the credit thresholds
     leaks = []
     for name, text in _texts(published):
         for line in lines:
@@ -109,3 +110,75 @@ def test_published_set_holds_no_hidden_test_line_threshold_or_seed(published):
                 leaks.append((name, literal))
         assert BEGIN not in text and SOL_BEGIN not in text, name
     assert not leaks, leaks[:5]
+
+
+def test_publish_refuses_without_the_built_book_and_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setattr(publish, "BUILT_HTML", tmp_path / "no-book" / "html")
+    with pytest.raises(SystemExit, match=r"make book.*--no-html"):
+        publish.publish(tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_published_assignment3_states_its_accuracy_steps(published):
+    nb = json.loads((published / "assignments" / "03_googlenet_aux" / "03_googlenet_aux.ipynb").read_text())
+    text = "\n".join("".join(c["source"]) for c in nb["cells"])
+    assert "| 76% or more | 6 |" in text and "ACCURACY_STEPS = " in text and "QUICK" in text
+
+
+# --------------------------------------------------------------------------------------------
+# The student's path: the published set, installed as its README says, runs every assignment
+# --------------------------------------------------------------------------------------------
+# This machine has no network: torch comes from the local wheels pip is configured with (as the
+# Makefile's TORCH_SPEC for .venv) instead of PyTorch's CPU index; everything else as written.
+TORCH_LOCAL = "torch==2.14.1 torchvision==0.29.1"
+
+
+def _solved_as_a_student_submits(assignment: str, dest: Path) -> Path:
+    """The instructor notebook without its hidden tests: the released notebook with every answer
+    filled in, which is what a student who solved it runs."""
+    nb = json.loads((REPO / "solutions" / assignment / f"{assignment}.ipynb").read_text())
+    for cell in nb["cells"]:
+        text = "".join(cell["source"])
+        while BEGIN in text:
+            head, rest = text.split(BEGIN, 1)
+            text = head + rest.split(END, 1)[1].lstrip("\n")
+        cell["source"] = text
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / f"{assignment}.ipynb"
+    path.write_text(json.dumps(nb))
+    return path
+
+
+def test_student_set_installs_from_its_wheel_and_runs_every_assignment(published, tmp_path, course_data):
+    import subprocess
+
+    readme = (published / "README.md").read_text()
+    wheel = next((published / "dist").glob("course_pkg-*.whl"))
+    install = f'pip install "./dist/{wheel.name}[student]"'
+    steps = ["python -m venv .venv", "pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu",
+             install, "COURSE_DATA", "jupyter nbconvert --to notebook --execute", "COURSE_QUICK=1"]
+    assert [s for s in steps if s not in readme] == [], "the README must list every step this test runs"
+
+    venv = tmp_path / "venv"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH"))}
+    env.update(COURSE_DATA=str(course_data), COURSE_QUICK="1", COURSE_QUIET="1", OMP_NUM_THREADS="2")
+
+    def run(*cmd: str, cwd: Path = published, timeout: int = 1800) -> str:
+        out = subprocess.run(list(cmd), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+        assert out.returncode == 0, f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+        return out.stdout
+
+    run(sys.executable, "-m", "venv", str(venv))
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+    run(*pip, *TORCH_LOCAL.split())
+    run(*pip, f"./dist/{wheel.name}[student]")
+    for assignment in ASSIGNMENTS:
+        work = tmp_path / "work" / assignment
+        nb = _solved_as_a_student_submits(assignment, work)
+        run(str(venv / "bin" / "jupyter"), "nbconvert", "--to", "notebook", "--execute", "--inplace",
+            "--ExecutePreprocessor.timeout=1800", nb.name, cwd=work, timeout=3600)
+        executed = json.loads(nb.read_text())
+        printed = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
+        assert "✗" not in printed, f"{assignment}: a self-check fails on the solution:\n{printed[-2000:]}"
+        assert printed.count("✓") >= 2, f"{assignment}: the self-checks did not run:\n{printed[-2000:]}"
+    assert (tmp_path / "work" / "03_googlenet_aux" / "googlenet_cifar_quick.pt").is_file()

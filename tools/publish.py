@@ -40,13 +40,65 @@ STUDENT_README = """\
 The book, the four assignments and the course's PyTorch package, `course_pkg`.
 
 - Read the book: `html/index.html` (or the course's web site).
-- Open an assignment in Colab from the book's assignment boxes, or locally:
-  `pip install -e .` here, then open `assignments/<name>/<name>.ipynb` in Jupyter.
-- Install the package anywhere: `pip install "git+{url}"` or the wheel in `dist/`.
+- Every assignment has a self-check cell after each graded part: it compares your code with the
+  course's reference implementation, says right or wrong, names the first cause of a difference on
+  its first line and the points at stake. The graded tests check the same things when your
+  instructor grades your notebook.
 
-Every assignment has self-check cells that compare your code with the course's reference
-implementation and tell you precisely what differs. The graded tests check the same things, and
-a few more, when your instructor grades your notebook.
+## Set up: one command per platform
+
+**Colab** (nothing to install by hand): open an assignment from the book's assignment boxes; its
+first cell installs this package beside Colab's own torch. For assignment 3's training choose
+Runtime → Change runtime type → GPU.
+
+**A laptop or desktop without a GPU** (Linux, macOS, Windows; Python 3.10 or later). The default
+torch on PyPI is the CUDA build on Linux (several GB); the CPU build comes from PyTorch's CPU index.
+In this folder:
+
+```bash
+python -m venv .venv && . .venv/bin/activate        # Windows: .venv\\Scripts\\activate
+pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu
+pip install "{wheel}[student]"
+```
+
+**A machine with an NVIDIA GPU**: the same without the CPU index (PyPI's torch for Linux is the
+CUDA build; on Windows pick the CUDA index that matches your driver from pytorch.org):
+
+```bash
+python -m venv .venv && . .venv/bin/activate
+pip install "{wheel}[student]"
+```
+
+`[student]` adds what the notebooks need outside Colab: Jupyter (`notebook`), `ipykernel`,
+`nbconvert` and `ipywidgets`. `pip install -e ".[student]"` here installs the same from the sources,
+and `pip install "course_pkg[student] @ git+{url}"` from the course's public repository.
+
+## Data
+
+The notebooks load MNIST and CIFAR-10 with torchvision, which downloads them once (under 200 MB)
+into `~/.cache/course_pkg`. Offline, or to share one copy, set `COURSE_DATA` to a folder holding
+`mnist.npz` and `cifar10_jpeg.npz` (your instructor may provide them):
+
+```bash
+export COURSE_DATA=/path/to/data                     # Windows: set COURSE_DATA=C:\\path\\to\\data
+```
+
+## Run an assignment
+
+```bash
+jupyter notebook assignments/01_lenet_alexnet/01_lenet_alexnet.ipynb
+```
+
+or, to run a whole notebook from the command line and keep its outputs:
+
+```bash
+jupyter nbconvert --to notebook --execute --inplace assignments/01_lenet_alexnet/01_lenet_alexnet.ipynb
+```
+
+Assignment 3 trains a network: its section 4 states the accuracy each step of the points needs, how
+long each kind of machine takes, and a quick mode (`COURSE_QUICK=1`, or `QUICK = True` in the
+training cell) that checks in a few minutes on a CPU that your code trains. Submit each notebook
+(and, for assignment 3, `googlenet_cifar.pt`) as your instructor says.
 """
 
 
@@ -65,7 +117,7 @@ def build_wheel(dest: Path) -> Path:
     stage.mkdir(parents=True)
     shutil.copytree(ROOT / "course_pkg", stage / "course_pkg", ignore=IGNORE)
     shutil.copy(ROOT / "pyproject.toml", stage)
-    (stage / "README.md").write_text(STUDENT_README.format(url=_repo_url()))
+    (stage / "README.md").write_text(student_readme())
     dest.mkdir(parents=True, exist_ok=True)
     out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                           "-w", str(dest), str(stage)], capture_output=True, text=True)
@@ -75,24 +127,36 @@ def build_wheel(dest: Path) -> Path:
     return next(dest.glob("course_pkg-*.whl"))
 
 
+BUILT_HTML = ROOT / "_build" / "html"
+
+
+def student_readme(wheel: str = "./dist/course_pkg-<version>-py3-none-any.whl") -> str:
+    return STUDENT_README.format(wheel=wheel, url=_repo_url())
+
+
 def publish(out: Path, html: bool = True) -> Path:
+    """Write the student set into ``out``.  ``html``: with the built book, which must exist
+    (``make book``); the students' README points at ``html/index.html``."""
+    if html and not (BUILT_HTML / "index.html").is_file():
+        raise SystemExit(f"{BUILT_HTML.relative_to(ROOT)}/index.html does not exist: build the book first "
+                         "(`make book`), or publish without it (`python tools/publish.py --no-html`; students "
+                         "then read the book on the course's web site)")
     if out.resolve() == ROOT or ROOT in out.resolve().parents and out.name in ("solutions", "assignments"):
         raise SystemExit(f"refusing to publish into {out}")
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     shutil.copytree(ROOT / "course_pkg", out / "course_pkg", ignore=IGNORE)
     shutil.copy(ROOT / "pyproject.toml", out)
-    (out / "README.md").write_text(STUDENT_README.format(url=_repo_url()))
     shutil.copytree(ROOT / "assignments", out / "assignments", ignore=IGNORE)
     shutil.copytree(ROOT / "book", out / "book", ignore=IGNORE)
     for name in ("_toc.yml", "_config.yml"):
         shutil.copy(ROOT / name, out)
     if (ROOT / "benchmarks" / "results").is_dir():
         shutil.copytree(ROOT / "benchmarks" / "results", out / "benchmarks" / "results", ignore=IGNORE)
-    built = ROOT / "_build" / "html"
-    if html and built.is_dir():
-        shutil.copytree(built, out / "html", ignore=IGNORE)
-    build_wheel(out / "dist")
+    if html:
+        shutil.copytree(BUILT_HTML, out / "html", ignore=IGNORE)
+    wheel = build_wheel(out / "dist")
+    (out / "README.md").write_text(student_readme("./" + wheel.relative_to(out).as_posix()))
     return out
 
 

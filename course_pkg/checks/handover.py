@@ -33,6 +33,7 @@ from .._io import atomic_write
 ENV = "COURSE_HANDOVER"
 _current: str | None = None
 MAX_TENSOR = 2_000_000  # elements per recorded output: keep the files small
+MAX_VALUES = 100_000  # values per handed-over answer or construction argument
 
 
 # --------------------------------------------------------------------------------------------
@@ -63,8 +64,15 @@ def call_key(args: Sequence[Any], kwargs: dict[str, Any] | None = None, training
 # --------------------------------------------------------------------------------------------
 # Sandbox side: turn objects into plain data
 # --------------------------------------------------------------------------------------------
-def _plain(value: Any, depth: int = 0) -> Any:
-    """``value`` as data ``torch.load(weights_only=True)`` accepts; anything else as a description."""
+def _plain(value: Any, depth: int = 0, budget: list[int] | None = None) -> Any:
+    """``value`` as data ``torch.load(weights_only=True)`` accepts; anything else as a description.
+
+    At most ``MAX_VALUES`` values per call (``budget``): a small list that holds itself many
+    times over would otherwise unfold into millions (the grader refuses such a record anyway)."""
+    budget = [MAX_VALUES] if budget is None else budget
+    budget[0] -= 1
+    if budget[0] < 0:
+        return {"__unsupported__": "too many values to hand over"}
     if depth > 6:
         return {"__unsupported__": "nested too deeply"}
     if value is None or isinstance(value, (bool, int, float, str)):
@@ -76,10 +84,10 @@ def _plain(value: Any, depth: int = 0) -> Any:
                     "__shape__": list(t.shape)}
         return t.clone().contiguous()
     if isinstance(value, (list, tuple)):
-        items = [_plain(v, depth + 1) for v in value[:10_000]]
+        items = [_plain(v, depth + 1, budget) for v in value[:10_000]]
         return items if isinstance(value, list) else tuple(items)
     if isinstance(value, dict):
-        return {(k if isinstance(k, (str, int, float, bool)) else repr(k)): _plain(v, depth + 1)
+        return {(k if isinstance(k, (str, int, float, bool)) else repr(k)): _plain(v, depth + 1, budget)
                 for k, v in list(value.items())[:10_000]}
     if isinstance(value, torch.Size):
         return tuple(value)
@@ -89,7 +97,7 @@ def _plain(value: Any, depth: int = 0) -> Any:
         if isinstance(value, np.generic):
             return value.item()
         if isinstance(value, np.ndarray):
-            return _plain(torch.as_tensor(value), depth)
+            return _plain(torch.as_tensor(value), depth, budget)
     except Exception:  # noqa: BLE001
         pass
     return {"__unsupported__": type(value).__name__}

@@ -42,7 +42,13 @@ def _ordinal(i: int, n: int) -> str:
     return f"convolution {i + 1} of {n}"
 
 
-def _compare_convs(where: str, branch: str, mine: nn.Conv2d, ref: nn.Conv2d, label: str) -> list[Finding]:
+# Table 1's column for each convolution of a branch: what its out_channels should be.
+ARGUMENTS = {"branch1x1": ("ch1x1",), "branch3x3": ("ch3x3red", "ch3x3"), "branch5x5": ("ch5x5red", "ch5x5"),
+             "branch_pool": ("pool_proj",)}
+
+
+def _compare_convs(where: str, branch: str, mine: nn.Conv2d, ref: nn.Conv2d, label: str,
+                   arg: str | None = None, source: str | None = None) -> list[Finding]:
     out: list[Finding] = []
 
     def add(kind: str, text: str) -> None:
@@ -60,7 +66,10 @@ def _compare_convs(where: str, branch: str, mine: nn.Conv2d, ref: nn.Conv2d, lab
         text = (f"maps {mine.in_channels}→{mine.out_channels} channels, expected "
                 f"{ref.in_channels}→{ref.out_channels}")
         if mine.out_channels != ref.out_channels and mine.in_channels == ref.in_channels:
-            text += " (check which constructor argument you used for its out_channels)"
+            text += (f" (its out_channels should be `{arg}`)" if arg else
+                     " (check which constructor argument you used for its out_channels)")
+        elif mine.in_channels != ref.in_channels and mine.out_channels == ref.out_channels and source:
+            text += f" (its input is {source})"
         add("params", text)
     if (mine.bias is None) != (ref.bias is None):
         if mine.bias is None:
@@ -96,7 +105,10 @@ def _diagnose_branch(where: str, branch: str, mine: nn.Module, ref: nn.Module) -
     else:
         n = len(ref_convs)
         for i, ((_, cm), (_, cr)) in enumerate(zip(mine_convs, ref_convs)):
-            findings += _compare_convs(where, branch, cm, cr, _ordinal(i, n))
+            args = ARGUMENTS.get(branch, ()) if len(ARGUMENTS.get(branch, ())) == n else (None,) * n
+            source = "the module's input, `in_channels`" if i == 0 else (
+                f"the `{args[i - 1]}` channels of the convolution before it" if args[i - 1] else None)
+            findings += _compare_convs(where, branch, cm, cr, _ordinal(i, n), args[i], source)
         if count_m != count_r and not any(f.kind == "params" for f in findings):
             extra = [type(m).__name__ for m in mine.modules()
                      if not isinstance(m, nn.Conv2d) and any(True for _ in m.parameters(recurse=False))]

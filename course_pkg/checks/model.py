@@ -28,6 +28,55 @@ def _describe(m: nn.Module) -> str:
     return f"{type(m).__name__} ({_fmt(n_params(m))} parameters)"
 
 
+_POOLS = (nn.MaxPool2d, nn.AvgPool2d)
+
+
+def _pool_text(m: nn.Module) -> str:
+    if not isinstance(m, _POOLS):
+        return type(m).__name__
+    k, s, p = (v if isinstance(v, int) else v[0] for v in (m.kernel_size, m.stride, m.padding))
+    return (f"{type(m).__name__} {k}x{k}/{s}" + (f" pad {p}" if p else "")
+            + (", ceil_mode=True" if m.ceil_mode else ""))
+
+
+def _compare_pools(where: str, mine: nn.Module, ref: nn.Module) -> list[Finding]:
+    """A pool layer against the reference: type, kernel, stride, padding and ceil_mode (which decides
+    whether a 28x28 map becomes 14x14 or 13x13)."""
+    if _torch_type(mine) is not _torch_type(ref):
+        return [Finding(where, "shape", f"{_pool_text(mine)}, expected {_pool_text(ref)}")]
+    if not isinstance(ref, _POOLS):
+        return []
+    if mine.ceil_mode != ref.ceil_mode:
+        return [Finding(where, "shape", f"{_pool_text(mine)} without ceil_mode: the paper's pools round the output "
+                                        "size up (ceil_mode=True), so this one loses a row and a column"
+                        if ref.ceil_mode else f"{_pool_text(mine)}: ceil_mode=True, expected the default (False)")]
+    if _pool_text(mine) != _pool_text(ref):
+        return [Finding(where, "shape", f"{_pool_text(mine)}, expected {_pool_text(ref)}")]
+    return []
+
+
+def state_dict_findings(student: nn.Module, reference: nn.Module, name: str, grader_model: str) -> list[Finding]:
+    """What goes wrong when the grader loads ``student.state_dict()`` into ``reference`` (strictly):
+    for each layer, the parameter names it expects and the ones the student's network saves."""
+    mine, ref = student.state_dict(), reference.state_dict()
+    missing = [k for k in ref if k not in mine]
+    unexpected = [k for k in mine if k not in ref]
+    findings = []
+    for layer in dict.fromkeys(k.split(".")[0] for k in missing + unexpected):
+        want = [k for k in missing if k.split(".")[0] == layer]
+        have = [k for k in unexpected if k.split(".")[0] == layer]
+        text = (f"the grader loads your weights into the course's {grader_model!r}, which reads "
+                f"{', '.join(want[:2]) or 'nothing here'}; your network saves {', '.join(have[:2]) or 'nothing here'}")
+        if any(k.endswith(".conv.weight") for k in want) and have:
+            text += f" — build `{layer}` as BasicConv2d (its convolution is named `conv`), as the assignment asks"
+        findings.append(Finding(f"{name}.{layer}" if layer else name, "structure", text))
+    for k in ref:
+        if k in mine and tuple(mine[k].shape) != tuple(ref[k].shape):
+            findings.append(Finding(name, "structure", f"{k} has shape {tuple(mine[k].shape)}, the course's "
+                                                       f"{grader_model!r} expects {tuple(ref[k].shape)}"))
+    return findings
+
+
 def _trace_shapes(model: nn.Module, x: torch.Tensor, names: Sequence[str]) -> tuple[dict[str, str], str | None]:
     shapes: dict[str, str] = {}
     hooks = []
@@ -74,7 +123,9 @@ def diagnose_model(student: nn.Module, reference: nn.Module, input_size: Sequenc
             if c not in mods_s or mods_s[c] is None or mods_r[c] is None:
                 continue
             ms, mr = mods_s[c], mods_r[c]
-            if isinstance(mr, nn.Conv2d) and isinstance(ms, nn.Conv2d):
+            if isinstance(mr, _POOLS) or isinstance(ms, _POOLS):
+                findings += _compare_pools(c, ms, mr)
+            elif isinstance(mr, nn.Conv2d) and isinstance(ms, nn.Conv2d):
                 findings += _compare_convs(c, None, ms, mr, _describe(ms))
             elif n_params(ms) != n_params(mr):
                 if hasattr(mr, "branch5x5"):

@@ -1,5 +1,10 @@
 """Autograding one student: ``nbgrader autograde`` with a gradebook copy of its own, an outer time
-limit, and a reason in words when it fails."""
+limit, and a reason in words when it fails.
+
+A student's failure (a crash, a time-out, an unreadable notebook) costs that student, with a
+reason.  A failure of the machinery (the sandbox's harness died before the first cell:
+:class:`course_pkg.grading.sandbox.SandboxFailed`) is nobody's zero: :class:`MachineryFailure`
+stops the run, which exits non-zero and records no score."""
 
 from __future__ import annotations
 
@@ -8,8 +13,14 @@ import re
 import shutil
 from pathlib import Path
 
-from .course import CONFIG, Layout, StudentResult, run_nbgrader
+from .course import CONFIG, GradingError, Layout, StudentResult, run_nbgrader
 from .gradebook import _db_path
+
+MACHINERY = "GRADING MACHINERY FAILURE"  # how sandbox.SandboxFailed starts; nbgrader logs it
+
+
+class MachineryFailure(GradingError):
+    """The grading machinery, not a student, failed: stop, say so, record no score."""
 
 _REASONS = (
     (re.compile(r"DeadKernelError|Kernel died|kernel.*(died|restarted)", re.I),
@@ -24,7 +35,6 @@ _REASONS = (
     (re.compile(r"NotJSONError|Notebook does not appear to be JSON|Unreadable Notebook|nbformat", re.I),
      "the notebook file could not be read"),
 )
-
 
 
 def _failure_reason(output: str, code: int | None, limit: float) -> str:
@@ -92,8 +102,24 @@ def autograde_one(layout: Layout, assignment: str, result: StudentResult, timeou
         except ValueError:
             pass
     graded = layout.autograded / result.student / assignment
+    if code != 0 and MACHINERY in out:
+        db.unlink(missing_ok=True)
+        result.status, result.reason = "failed", _machinery_message(out)
+        raise MachineryFailure(f"{result.student}: {result.reason}\nNo score was recorded for this run; fix the "
+                               f"grading environment and grade again (log: {log})")
     if code == 0 and graded.is_dir() and any(graded.glob("*.ipynb")):
         result.status = "graded"
     else:
         result.status, result.reason = "failed", _failure_reason(out, code, timeout)
         db.unlink(missing_ok=True)
+
+
+def _machinery_message(output: str) -> str:
+    """The sandbox's message, out of nbgrader's log of the traceback."""
+    text = output[output.index(MACHINERY):]
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("[") and lines:  # nbgrader's next log record
+            break
+        lines.append(line)
+    return "\n".join(lines).strip()

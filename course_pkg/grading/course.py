@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ class StudentResult:
     flags: list[str] = field(default_factory=list)
     log: str = ""
     manual: bool = False
+    source: str = ""  # the submission's folder or zip name, when the id had to differ from it
 
 
 def find_course_dir(start: Path | None = None) -> Path:
@@ -109,20 +111,53 @@ def _kill_tree(pid: int) -> None:
         pass
 
 
+class BoundedOutput:
+    """Drains a child's output pipe on a thread of its own, keeping only the first ``head`` and the
+    last ``tail`` bytes: a child that prints gigabytes costs this process a few hundred kB."""
+
+    def __init__(self, stream, head: int = 64 << 10, tail: int = 256 << 10) -> None:
+        self.head, self.tail, self.total = head, tail, 0
+        self._first, self._last = bytearray(), bytearray()
+        self._thread = threading.Thread(target=self._drain, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _drain(self, stream) -> None:
+        fd = stream.fileno()
+        while block := os.read(fd, 1 << 16):
+            self.total += len(block)
+            room = self.head - len(self._first)
+            if room > 0:
+                self._first += block[:room]
+                block = block[room:]
+            self._last += block
+            if len(self._last) > 2 * self.tail:
+                del self._last[:-self.tail]
+        stream.close()
+
+    def text(self, wait: float = 10.0) -> str:
+        """What was kept, once the pipe is closed (or ``wait`` seconds have passed)."""
+        self._thread.join(wait)
+        last = bytes(self._last[-self.tail:])
+        left_out = self.total - len(self._first) - len(last)
+        middle = f"\n... {left_out:,} bytes of output left out ...\n".encode() if left_out > 0 else b""
+        return (bytes(self._first) + middle + last).decode("utf-8", errors="replace")
+
+
 def run_nbgrader(args: list[str], cwd: Path, timeout: float | None,
                  env: dict[str, str] | None = None) -> tuple[int | None, str, float]:
     """Run ``python -m nbgrader ...`` in its own process group; kill the whole group on timeout.
 
-    Returns (exit code or None when it timed out, combined output, seconds).
+    Returns (exit code or None when it timed out, its output, head and tail only, seconds).
     """
     start = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "nbgrader", *args], cwd=cwd, env={**nbgrader_env(), **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True)
+    output = BoundedOutput(proc.stdout)
     try:
-        out, _ = proc.communicate(timeout=timeout)
-        return proc.returncode, out, time.monotonic() - start
+        code: int | None = proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill_tree(proc.pid)
-        out, _ = proc.communicate()
-        return None, out or "", time.monotonic() - start
+        proc.wait()
+        code = None
+    return code, output.text(), time.monotonic() - start

@@ -35,10 +35,12 @@ from pathlib import Path
 
 from .autograde import autograde_one, configured_cell_timeout, outer_limit
 from .course import CONFIG, GradingError, Layout, StudentResult, find_course_dir, nbgrader_env, run_nbgrader
-from .gradebook import _ensure_in_gradebook, backup_gradebook, merge_gradebooks, read_scores
+from .gradebook import (_ensure_in_gradebook, backup_gradebook, inside_course, merge_gradebooks, read_scores,
+                        sign_shard, verify_shard)
 from .reports import summary, write_csv, write_histogram
-from .submissions import (MAX_ZIP_BYTES, MAX_ZIP_FILES, collect, normalise_name,  # noqa: F401 (re-exported)
-                          normalise_submission, repair_metadata, submission_hash, unpack_zip)
+from .submissions import (MAX_ZIP_BYTES, MAX_ZIP_FILES, collect, copy_submission,  # noqa: F401 (re-exported)
+                          large_files, link_duplicates, normalise_name, normalise_submission, repair_metadata,
+                          submission_hash, unpack_zip, valid_student_id)
 
 
 def _hash_file(layout: Layout, assignment: str) -> Path:
@@ -84,6 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None,
                    help="where grades.csv and scores.png go (default: <.nbgrader>/reports/<assignment>)")
     p.add_argument("--no-feedback", action="store_true", help="skip generating feedback HTML")
+    # --- help epilog: one class on several machines (kept apart from the options above) ---
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = (
+        "one class on N machines (each with a copy of the course folder, .nbgrader/grading-key included):\n"
+        '  Slurm job array (sbatch --array=1-N):   course grade A --submissions S --shard "$SLURM_ARRAY_TASK_ID/N"\n'
+        '  Kubernetes Indexed Job (completions N): course grade A --submissions S '
+        '--shard "$((JOB_COMPLETION_INDEX + 1))/N"\n'
+        "  then, on the instructor's copy, with every shard folder copied back:\n"
+        "                                           course grade A --merge SHARD_DIR ...\n"
+        "exit status: 0 when the run finished (a student's failure is in the report); 2 when it could not\n"
+        "start, or the grading machinery failed (no score is recorded then)")
     return p
 
 
@@ -121,6 +134,9 @@ def _grade_all(layout: Layout, args: argparse.Namespace, todo: list[StudentResul
         i, r = item
         autograde_one(layout, args.assignment, r, timeout, extra, db_dir, args.unsafe_no_sandbox,
                       threads=1 if args.jobs > 1 else None)
+        if r.status == "graded":  # nbgrader copied the student's files: keep the large ones once
+            link_duplicates(layout.submitted / r.student / args.assignment,
+                            layout.autograded / r.student / args.assignment)
         print(f"[{i}/{len(todo)}] {r.student}: {r.status} in {r.seconds:.0f} s"
               + (f": {r.reason}" if r.reason else ""), flush=True)
 
@@ -139,13 +155,22 @@ def _report(layout: Layout, args: argparse.Namespace, results: dict[str, Student
     cells = read_scores(layout, assignment, results)
     graded = [r for r in results.values() if r.status == "graded"]
     if not args.no_feedback and graded:
-        # One process for the whole class; per student only if that fails.
+        # One process for the whole class; per student only if that fails.  Student HTML is
+        # sanitised (again: notebooks graded before the autograde step sanitised it), and the
+        # large files (checkpoints) are not copied a third time: the students have them.
+        from traitlets.config.loader import PyFileConfigLoader
+
+        ignore = PyFileConfigLoader(CONFIG, path=str(root)).load_config().CourseDirectory.get(
+            "ignore", [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"])
+        large = large_files([layout.autograded / r.student / assignment for r in graded])
+        options = ["--force", "--HTMLExporter.sanitize_html=True",
+                   *[f"--CourseDirectory.ignore={pattern}" for pattern in [*ignore, *large]]]
         selection = [f"--student={r.student}" for r in graded] if args.students else []
-        code, out, _ = run_nbgrader(["generate_feedback", assignment, "--force", *selection[:1]] if len(selection) == 1
-                            else ["generate_feedback", assignment, "--force"], root, 600)
+        code, out, _ = run_nbgrader(["generate_feedback", assignment, *options, *selection[:1]] if len(selection) == 1
+                                    else ["generate_feedback", assignment, *options], root, 600)
         if code != 0:
             for r in graded:
-                code, out, _ = run_nbgrader(["generate_feedback", assignment, "--student", r.student, "--force"],
+                code, out, _ = run_nbgrader(["generate_feedback", assignment, "--student", r.student, *options],
                                             root, 300)
                 if code != 0:
                     r.notes.append(f"feedback failed: {out.strip().splitlines()[-1] if out.strip() else code}")
@@ -181,14 +206,20 @@ def run(args: argparse.Namespace) -> tuple[dict[str, StudentResult], Path]:
         results = {s: results[s] for k, s in enumerate(names) if k % n == i - 1}
 
     previous = _load_previous(layout, assignment)
-    hashes = {s: submission_hash(layout.submitted / s / assignment) for s in results}
+    hashes = {s: submission_hash(layout.submitted / s / assignment)
+              for s, r in results.items() if r.status == "pending"}
     todo = []
     for r in results.values():
         if r.status != "pending":
             continue
         old = previous.get(r.student, {})
-        if (not args.regrade and not args.shard and old.get("hash") == hashes[r.student]
-                and (layout.autograded / r.student / assignment).is_dir()):
+        unchanged = not args.regrade and not args.shard and old.get("hash") == hashes[r.student]
+        if unchanged and old.get("status") == "failed":  # a failure is retried only for a new submission
+            r.status, r.reason = "failed", old.get("reason", "")
+            r.flags, r.log = old.get("flags", []), old.get("log", "")
+            r.notes.append("failed when last graded and unchanged since: not graded again (--regrade to retry)")
+            continue
+        if unchanged and (layout.autograded / r.student / assignment).is_dir():
             r.status, r.seconds, r.flags, r.log = "graded", 0.0, old.get("flags", []), old.get("log", "")
             r.notes.append("unchanged since it was last graded: not graded again (--regrade to force)")
             continue
@@ -209,16 +240,22 @@ def run(args: argparse.Namespace) -> tuple[dict[str, StudentResult], Path]:
         for r in results.values():  # the notebooks travel with the shard to the merging machine
             graded = layout.autograded / r.student / assignment
             if r.status == "graded" and graded.is_dir():
-                shutil.copytree(graded, db_dir / "autograded" / r.student / assignment)
+                copy_submission(graded, db_dir / "autograded" / r.student / assignment)
+                link_duplicates(graded, db_dir / "autograded" / r.student / assignment)
+        sign_shard(layout, db_dir, assignment)
         print(f"shard {i}/{n}: {len(results)} students; results in {db_dir} (merge with `course grade "
               f"{assignment} --merge`)")
         return results, db_dir
     merge_gradebooks(layout, assignment, [db_dir / f"{r.student}.db" for r in todo if r.status == "graded"])
     new = dict(previous)
+    attempted = {r.student for r in todo}
     for r in results.values():
         if r.status == "graded":
             new[r.student] = {"hash": hashes[r.student], "flags": r.flags, "log": r.log}
-        else:
+        elif r.student in attempted:
+            new[r.student] = {"hash": hashes[r.student], "status": "failed", "reason": r.reason, "flags": r.flags,
+                              "log": r.log}
+        elif r.student not in hashes:
             new.pop(r.student, None)
     _hash_file(layout, assignment).parent.mkdir(parents=True, exist_ok=True)
     _hash_file(layout, assignment).write_text(json.dumps(new, indent=1))
@@ -241,18 +278,24 @@ def merge(layout: Layout, args: argparse.Namespace) -> tuple[dict[str, StudentRe
         if not state_file.is_file():
             raise GradingError(f"{shard} is not a shard folder (no results.json): give the folders that "
                                "`course grade --shard i/N` wrote")
+        verify_shard(layout, shard, assignment)  # nothing of a changed shard is merged
         state = json.loads(state_file.read_text())
+        bad = [student for student in state if not valid_student_id(student)]
+        if bad:
+            raise GradingError(f"{shard}: {bad[0]!r} is not a valid student id; not merged")
         for student, s in state.items():
             r = StudentResult(student, s["status"], s.get("reason", ""), s.get("seconds", 0.0),
                               flags=s.get("flags", []), log=s.get("log", ""), notes=s.get("notes", []))
             results[student] = r
             autograded = shard / "autograded" / student / assignment
             if autograded.is_dir():  # shard from another machine: bring its notebooks along
-                dest = layout.autograded / student / assignment
+                dest = inside_course(layout, layout.autograded / student / assignment)
                 shutil.rmtree(dest, ignore_errors=True)
-                shutil.copytree(autograded, dest)
-            if r.status == "graded":
-                previous[student] = {"hash": s.get("hash"), "flags": r.flags, "log": r.log}
+                copy_submission(autograded, dest)
+                link_duplicates(layout.submitted / student / assignment, dest)
+            previous[student] = ({"hash": s.get("hash"), "flags": r.flags, "log": r.log} if r.status == "graded" else
+                                 {"hash": s.get("hash"), "status": "failed", "reason": r.reason, "flags": r.flags,
+                                  "log": r.log})
         merge_gradebooks(layout, assignment, [shard / f"{s}.db" for s, v in state.items() if v["status"] == "graded"])
     _hash_file(layout, assignment).parent.mkdir(parents=True, exist_ok=True)
     _hash_file(layout, assignment).write_text(json.dumps(previous, indent=1))

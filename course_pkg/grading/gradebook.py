@@ -1,15 +1,27 @@
 """The course's SQLite gradebook: backed up before a run, per-student copies merged into it, scores
 read back.  Only this process writes it (SQLite has one writer at a time; nbgrader does not
-support parallel autograding on one gradebook)."""
+support parallel autograding on one gradebook).
+
+A shard's results (``--shard i/N``) travel to the merging machine as files anyone on the way
+could edit: :func:`sign_shard` signs every file's hash with a key kept in the course folder, and
+:func:`verify_shard` refuses a shard whose files changed since."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import os
+import secrets
 import shutil
+import stat
 import time
 from pathlib import Path
 
 from .course import CONFIG, GradingError, Layout, StudentResult, run_nbgrader
+
+MANIFEST = "manifest.json"
+KEY = "grading-key"
 
 def _db_url(layout: Layout) -> str:
     from traitlets.config.loader import PyFileConfigLoader
@@ -119,3 +131,89 @@ def read_scores(layout: Layout, assignment: str, results: dict[str, StudentResul
                 for g in nb.grades:
                     r.cells[g.name] = g.score
     return names
+
+
+# --------------------------------------------------------------------------------------------
+# Shards: signed when graded, verified before they are merged
+# --------------------------------------------------------------------------------------------
+def _key(layout: Layout, create: bool) -> bytes:
+    """The course's signing key (32 random bytes in ``<work>/grading-key``, readable by its owner)."""
+    path = layout.work / KEY
+    if not path.is_file() and create:
+        layout.work.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(secrets.token_bytes(32))
+        except FileExistsError:
+            pass  # another shard on this course folder made it first
+    if not path.is_file() or path.is_symlink():
+        raise GradingError(f"no signing key {path}: merge in the course folder whose key the shards were graded "
+                           f"with (copy {path} to every machine before `course grade --shard`)")
+    return path.read_bytes()
+
+
+def _file_hashes(folder: Path) -> dict[str, str]:
+    """sha256 of every file under ``folder`` but the manifest; a link or special file is refused."""
+    hashes = {}
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in [*dirnames, *filenames]:
+            path = Path(dirpath) / name
+            rel = path.relative_to(folder).as_posix()
+            mode = os.lstat(path).st_mode
+            if stat.S_ISDIR(mode) or rel == MANIFEST:
+                continue
+            if not stat.S_ISREG(mode):
+                raise GradingError(f"{folder}: {rel} is a link or a special file; a shard holds plain files only "
+                                   "(grade that shard again)")
+            h = hashlib.sha256()
+            with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            hashes[rel] = h.hexdigest()
+    return hashes
+
+
+def _mac(key: bytes, body: dict) -> str:
+    return hmac.new(key, json.dumps(body, sort_keys=True).encode(), hashlib.sha256).hexdigest()
+
+
+def sign_shard(layout: Layout, folder: Path, assignment: str) -> None:
+    """Write ``manifest.json``: every file's hash in the shard, signed (HMAC-SHA256) with the key."""
+    body = {"assignment": assignment, "files": _file_hashes(folder)}
+    (folder / MANIFEST).write_text(json.dumps({"body": body, "hmac": _mac(_key(layout, create=True), body)}, indent=1))
+
+
+def verify_shard(layout: Layout, folder: Path, assignment: str) -> None:
+    """Refuse (GradingError, saying which files) a shard whose files are not exactly those it was
+    signed with, or that was signed with another key or for another assignment."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        body, mac = manifest["body"], str(manifest["hmac"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise GradingError(f"{folder} has no readable {MANIFEST}: it was not written by `course grade --shard` "
+                           "(or was damaged); grade that shard again") from None
+    if not hmac.compare_digest(_mac(_key(layout, create=False), body), mac):
+        raise GradingError(f"{folder}: {MANIFEST} does not match its signature (edited, or signed with another "
+                           f"course folder's {KEY}); grade that shard again")
+    if body.get("assignment") != assignment:
+        raise GradingError(f"{folder} holds results of {body.get('assignment')!r}, not {assignment!r}")
+    now, signed = _file_hashes(folder), body.get("files", {})
+    changed = sorted(k for k in now.keys() | signed.keys() if now.get(k) != signed.get(k))
+    if changed:
+        raise GradingError(f"{folder}: {', '.join(changed[:5])} changed since the shard was graded (a gradebook "
+                           "or result edited by hand is not merged); grade that shard again")
+
+
+def inside_course(layout: Layout, path: Path) -> Path:
+    """``path`` when it lies inside the course folder with no link on the way from ``<work>``;
+    else GradingError (a student id like ``../../x`` never gets here: ids are checked first)."""
+    root = layout.root.resolve()
+    if not path.resolve().is_relative_to(root):
+        raise GradingError(f"{path} is outside the course folder {root}; not written")
+    for parent in [path, *path.parents]:
+        if parent == layout.work or parent == layout.root:
+            break
+        if parent.is_symlink():
+            raise GradingError(f"{parent} is a link; the grader writes inside the course folder, never through links")
+    return path

@@ -11,14 +11,114 @@ raises :class:`NotRecorded`.
 
 from __future__ import annotations
 
+import errno
+import io
 import os
+import stat
+import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 import torch.nn as nn
 
-from ..checks.handover import call_key
+from ..checks.handover import MAX_TENSOR, call_key
+
+MAX_HANDOVER_BYTES = 200 << 20  # one handed-over file as written
+MAX_UNPACKED_BYTES = 512 << 20  # what a zip file's entries (a torch file's records) unpack to
+MAX_ZIP_ENTRIES = 20_000
+MAX_NODES = 500_000  # containers and values in one record, shared ones counted each time they are reached
+MAX_DEPTH = 64
+MAX_ELEMENTS = 50_000_000  # tensor elements in one record
+
+
+class Refused(ValueError):
+    """A file, or the data in it, the grader will not read; the message says why (for the student)."""
+
+
+def read_untrusted(path: str | os.PathLike, root: str | os.PathLike, max_bytes: int) -> bytes:
+    """The bytes of ``path``, a file under the trusted folder ``root`` that hostile code could
+    have replaced: no link is followed in any component below ``root``, the file must be a plain
+    file (a FIFO would block, ``/dev/zero`` never ends) and is read up to ``max_bytes``.
+
+    Raises FileNotFoundError when it is missing, :class:`Refused` when it is anything else."""
+    path, root = Path(path), Path(root)
+    parts = path.relative_to(root).parts
+    if not parts or any(p in (".", "..") for p in parts):
+        raise Refused(f"{path.name}: not a file inside {root}")
+    shown = "/".join(parts)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        fh = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY, dir_fd=fd)
+    except OSError as err:
+        if err.errno == errno.ENOENT:
+            raise FileNotFoundError(shown) from None
+        if err.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise Refused(f"{shown} (or a folder above it) is a link: the grader reads only plain files") from None
+        raise Refused(f"{shown} could not be opened ({err.strerror})") from None
+    finally:
+        os.close(fd)
+    try:
+        info = os.fstat(fh)
+        if not stat.S_ISREG(info.st_mode):
+            raise Refused(f"{shown} is not a plain file (a FIFO, a device or a folder): the grader reads only "
+                          "plain files")
+        if info.st_size > max_bytes:
+            raise Refused(f"{shown} holds {info.st_size:,} bytes, more than the {max_bytes:,} the grader reads")
+        chunks, total = [], 0
+        while block := os.read(fh, min(1 << 20, max_bytes + 1 - total)):
+            total += len(block)
+            chunks.append(block)
+            if total > max_bytes:
+                raise Refused(f"{shown} grew past the {max_bytes:,} bytes the grader reads while it was read")
+        return b"".join(chunks)
+    finally:
+        os.close(fh)
+
+
+def check_zip(source: bytes | BinaryIO, name: str, max_unpacked: int | None = None) -> None:
+    """Refuse a zip container (what ``torch.save`` writes) whose entries unpack to more than
+    ``max_unpacked`` bytes (default ``MAX_UNPACKED_BYTES``) or that has too many entries: a few MB
+    can unpack to GBs."""
+    max_unpacked = max_unpacked or MAX_UNPACKED_BYTES
+    try:
+        with zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
+        raise Refused(f"{name} is not a readable zip/PyTorch file ({err})") from None
+    if len(infos) > MAX_ZIP_ENTRIES:
+        raise Refused(f"{name} holds {len(infos):,} entries (at most {MAX_ZIP_ENTRIES:,})")
+    total = sum(i.file_size for i in infos)
+    if total > max_unpacked:
+        raise Refused(f"{name} unpacks to {total / 2**20:,.0f} MB, more than the {max_unpacked >> 20} MB the grader "
+                      "loads")
+
+
+def check_tree(record: Any, name: str) -> None:
+    """Refuse a loaded record too large to walk: more than ``MAX_NODES`` values (a shared list
+    counts each time it is reached, as the grader's own walks reach it), nested deeper than
+    ``MAX_DEPTH``, or tensors larger than the handover writes."""
+    stack: list[tuple[Any, int]] = [(record, 0)]
+    nodes = elements = 0
+    while stack:
+        value, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_NODES or depth > MAX_DEPTH:
+            raise Refused(f"{name}: the handed-over data is nested too deeply or holds too many values "
+                          f"(at most {MAX_NODES:,} values, {MAX_DEPTH} levels)")
+        if isinstance(value, torch.Tensor):
+            elements += value.numel()
+            if value.numel() > MAX_TENSOR or elements > MAX_ELEMENTS:
+                raise Refused(f"{name}: a handed-over tensor of shape {tuple(value.shape)} is larger than the "
+                              "handover writes")
+        elif isinstance(value, dict):
+            stack.extend((v, depth + 1) for item in value.items() for v in item)
+        elif isinstance(value, (list, tuple)):
+            stack.extend((v, depth + 1) for v in value)
 
 
 class NotRecorded(RuntimeError):
@@ -53,7 +153,7 @@ class _Replay:
             sub = root._lookup(path)
             if sub is not None and shape is not None:
                 for hook in list(sub._forward_hooks.values()):
-                    hook(sub, args, torch.empty(shape))
+                    hook(sub, args, torch.empty(shape, device="meta"))  # shapes only
         return _value(rec["out"])
 
 
@@ -129,9 +229,19 @@ class ReplicaFunction:
         return _value(rec["out"])
 
 
-def load(path: str | os.PathLike) -> dict[str, Any]:
-    """A handed-over file as a namespace for the verdict code (``weights_only=True``)."""
-    record = torch.load(path, map_location="cpu", weights_only=True)
+def load(path: str | os.PathLike, root: str | os.PathLike | None = None) -> dict[str, Any]:
+    """A handed-over file as a namespace for the verdict code (``weights_only=True``).
+
+    The file is hostile (:func:`read_untrusted` below ``root``, default its folder): bounded in
+    bytes as written and as unpacked, and in values and depth once loaded; :class:`Refused` says
+    why not."""
+    path = Path(path)
+    data = read_untrusted(path, root if root is not None else path.parent, MAX_HANDOVER_BYTES)
+    if not data.startswith(b"PK\x03\x04"):
+        raise Refused(f"{path.name} is not a handover file (the zip format torch.save writes)")
+    check_zip(data, path.name)
+    record = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    check_tree(record, path.name)
     if not isinstance(record, dict):
         raise ValueError(f"{Path(path).name}: not a handover record")
     namespace: dict[str, Any] = {}

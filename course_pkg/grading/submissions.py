@@ -13,6 +13,8 @@ import json
 import os
 import re
 import shutil
+import stat
+import unicodedata
 from pathlib import Path
 
 from .course import GradingError, Layout, StudentResult
@@ -100,57 +102,92 @@ def _fresh_destination(layout: Layout, student: str, assignment: str) -> Path:
     return dest
 
 
+def _ids_file(layout: Layout) -> Path:
+    return layout.work / "student-ids.json"
+
+
+def _sources(layout: Layout, assignment: str, entries: list[Path], students: list[str] | None,
+             results: dict[str, StudentResult]) -> dict[str, Path]:
+    """Student id -> the submission (folder or zip) it comes from; two submissions with one id are
+    both refused (in ``results``), naming both, instead of one silently replacing the other."""
+    by_id: dict[str, list[Path]] = {}
+    for entry in entries:
+        student = student_id(entry.stem if entry.suffix.lower() == ".zip" else entry.name)
+        if not students or student in students or entry.name in students:
+            by_id.setdefault(student, []).append(entry)
+    for student, found in by_id.items():
+        if len(found) > 1:
+            shutil.rmtree(layout.submitted / student / assignment, ignore_errors=True)
+            names = ", ".join(repr(e.name) for e in found)
+            results[student] = StudentResult(student, "failed", f"the submissions {names} all map to the student "
+                                             f"id {student!r}: rename all but one and run again")
+    return {s: found[0] for s, found in by_id.items() if len(found) == 1}
+
+
 def collect(layout: Layout, assignment: str, source: Path | None,
             students: list[str] | None) -> dict[str, StudentResult]:
     """Copy submissions into nbgrader's submitted/ folder (when ``source`` is given), normalise
-    names, and return one :class:`StudentResult` per student found."""
+    names, and return one :class:`StudentResult` per student found.
+
+    Whatever is in submitted/ is checked before nbgrader reads it: a link, a FIFO or a device
+    anywhere in a student's folder fails that student (nbgrader's copies follow links)."""
     results: dict[str, StudentResult] = {}
     expected = _expected_notebooks(layout, assignment)
+    ids = json.loads(_ids_file(layout).read_text(encoding="utf-8")) if _ids_file(layout).is_file() else {}
+    notes: dict[str, list[str]] = {}
     if source is not None:
         if not source.is_dir():
             raise GradingError(f"--submissions {source} is not a folder: give a folder with one "
                                "sub-folder per student")
+        entries = []
         for entry in sorted(source.iterdir()):
+            kind = os.lstat(entry).st_mode
             if entry.name.startswith("."):
                 continue
-            if entry.is_file() and entry.suffix.lower() == ".zip":
-                student = _student_id(entry.stem)
-                if students and student not in students:
-                    continue
-                dest = _fresh_destination(layout, student, assignment)
-                why = unpack_zip(entry, dest)
-                if why:
-                    shutil.rmtree(dest, ignore_errors=True)
-                    dest.mkdir(parents=True)
-                    (dest / ".unpack-error").write_text(why)
-                continue
-            if not entry.is_dir():
-                print(f"  skipping {entry.name}: submissions must be in one folder per student "
-                      f"({source}/<student>/{expected[0]})")
-                continue
-            student = _student_id(entry.name)
-            if students and student not in students:
-                continue
+            if stat.S_ISREG(kind) and entry.suffix.lower() == ".zip" or stat.S_ISDIR(kind):
+                entries.append(entry)
+            else:
+                print(f"  skipping {entry.name}: submissions must be in one folder (or zip) per student "
+                      f"({source}/<student>/{expected[0]}); links and special files are not read")
+        for student, entry in _sources(layout, assignment, entries, students, results).items():
+            if student != entry.name and student != entry.stem:
+                ids[student] = entry.name
             dest = _fresh_destination(layout, student, assignment)
-            shutil.copytree(entry, dest, symlinks=True, ignore=_no_links)
-            for inner in list(dest.glob("*.zip")):  # a folder holding the student's zip
-                why = unpack_zip(inner, dest)
-                inner.unlink()
-                if why:
-                    (dest / ".unpack-error").write_text(why)
+            left_out: list[str] = []
+            if entry.suffix.lower() == ".zip" and not entry.is_dir():
+                why = unpack_zip(entry, dest)
+            else:
+                why = copy_submission(entry, dest, left_out)
+                if left_out:
+                    notes[student] = [f"left out {', '.join(map(repr, left_out))}: links and special files "
+                                      "(FIFOs, devices) are not part of a submission; submit plain files"]
+                for inner in list(dest.glob("*.zip")):  # a folder holding the student's zip
+                    why = why or unpack_zip(inner, dest)
+                    inner.unlink()
+            if why:
+                shutil.rmtree(dest, ignore_errors=True)
+                dest.mkdir(parents=True)
+                (dest / ".unpack-error").write_text(why)
+        _ids_file(layout).parent.mkdir(parents=True, exist_ok=True)
+        _ids_file(layout).write_text(json.dumps(ids, indent=1, ensure_ascii=False), encoding="utf-8")
     folder = layout.submitted
     if not folder.is_dir():
         raise GradingError(f"no submissions: {folder} does not exist and no --submissions folder was given")
     for student_dir in sorted(folder.iterdir()):
         sub = student_dir / assignment
-        if not sub.is_dir() or (students and student_dir.name not in students):
+        if (student_dir.name in results or (students and student_dir.name not in students)
+                or not os.path.lexists(sub)):
             continue
-        result = StudentResult(student_dir.name)
-        if (sub / ".unpack-error").is_file():
-            result.status, result.reason = "failed", (sub / ".unpack-error").read_text()
-            results[result.student] = result
+        result = StudentResult(student_dir.name, source=ids.get(student_dir.name, ""))
+        results[result.student] = result
+        if not valid_student_id(result.student):
+            why = f"the folder name {result.student!r} is not a valid student id (letters, digits, _ . @ -)"
+        else:
+            why = _unsafe_entry(sub) if not student_dir.is_symlink() else f"{student_dir.name} is a link"
+        if why or (sub / ".unpack-error").is_file():
+            result.status, result.reason = "failed", why or (sub / ".unpack-error").read_text()
             continue
-        result.notes = normalise_submission(sub, expected)
+        result.notes = notes.get(result.student, []) + normalise_submission(sub, expected)
         problems = [n for n in result.notes if n.startswith(("no notebook", "several"))]
         for name in expected:
             if (sub / name).exists():
@@ -161,12 +198,76 @@ def collect(layout: Layout, assignment: str, source: Path | None,
                     result.notes += repair_metadata(sub / name, layout.release / assignment / name)
         if problems:
             result.status, result.reason = "failed", "; ".join(problems)
-        results[result.student] = result
     if students:
         for s in students:
             if s not in results:
                 results[s] = StudentResult(s, "failed", f"no submission for {assignment} in {folder / s}")
     return results
+
+
+MAX_DEPTH = 8
+
+
+def _unsafe_entry(folder: Path, depth: int = 0) -> str | None:
+    """Why ``folder`` (a student's folder in submitted/) cannot be given to nbgrader: the first
+    link, FIFO, device or socket in it, or nesting deeper than ``MAX_DEPTH``; None when it can."""
+    if depth > MAX_DEPTH or not stat.S_ISDIR(os.lstat(folder).st_mode):
+        return f"{folder.name}: a folder nested too deeply, or a link where a folder should be"
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.is_dir(follow_symlinks=False):
+            why = _unsafe_entry(Path(entry.path), depth + 1)
+            if why:
+                return why
+        elif not entry.is_file(follow_symlinks=False):
+            return (f"{entry.name} is a link or a special file (FIFO, device): submit plain files only; "
+                    "the submission was not graded")
+    return None
+
+
+def copy_submission(src: Path, dest: Path, left_out: list[str] | None = None) -> str | None:
+    """Copy a student's folder: plain files and folders only (links and special files are left
+    out, never followed or opened, and named in ``left_out``), at most ``MAX_ZIP_FILES`` files and
+    ``MAX_ZIP_BYTES`` bytes, each file opened without following links and read with a byte bound.
+    Returns why not, or None."""
+    budget = [MAX_ZIP_FILES, MAX_ZIP_BYTES]
+    left_out = [] if left_out is None else left_out
+
+    def copy(folder: Path, out: Path, depth: int) -> str | None:
+        if depth > MAX_DEPTH:
+            return f"{src.name}: folders nested more than {MAX_DEPTH} deep; submit the notebook and its files"
+        out.mkdir(parents=True, exist_ok=True)
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            if entry.is_dir(follow_symlinks=False):
+                why = copy(Path(entry.path), out / entry.name, depth + 1)
+                if why:
+                    return why
+                continue
+            if not entry.is_file(follow_symlinks=False):
+                left_out.append(entry.name)  # a link, FIFO or device: not part of a submission
+                continue
+            budget[0] -= 1
+            if budget[0] < 0:
+                return f"{src.name} holds more than {MAX_ZIP_FILES} files: submit only the notebook and its files"
+            try:
+                fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+            except OSError:
+                left_out.append(entry.name)  # replaced by a link since the listing
+                continue
+            with os.fdopen(fd, "rb") as fh:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    left_out.append(entry.name)
+                    continue
+                target = (out / entry.name).open("wb")
+                with target:
+                    while block := fh.read(1 << 20):
+                        budget[1] -= len(block)
+                        if budget[1] < 0:
+                            return (f"{src.name} holds more than {MAX_ZIP_BYTES >> 20} MB; not copied "
+                                    "(submit the notebook and the files it needs)")
+                        target.write(block)
+        return None
+
+    return copy(src, dest, 0)
 
 
 MAX_ZIP_BYTES = 300 << 20
@@ -179,7 +280,6 @@ def unpack_zip(archive: Path, dest: Path) -> str | None:
     Refused: names that are absolute or climb out (``..``), links, more than ``MAX_ZIP_FILES``
     files or ``MAX_ZIP_BYTES`` unpacked (counted while reading, not trusted from the header).
     A single top-level folder is stripped (how most zip tools pack a folder)."""
-    import stat
     import zipfile
 
     try:
@@ -216,10 +316,6 @@ def unpack_zip(archive: Path, dest: Path) -> str | None:
     return None
 
 
-def _no_links(folder: str, names: list[str]) -> list[str]:
-    return [n for n in names if os.path.islink(os.path.join(folder, n))]
-
-
 def repair_metadata(path: Path, released: Path) -> list[str]:
     """Put back the nbgrader metadata of graded cells that a student changed (e.g. a test cell's
     ``grade`` flag flipped), which would otherwise fail the whole notebook in nbgrader
@@ -248,9 +344,62 @@ def repair_metadata(path: Path, released: Path) -> list[str]:
     return []
 
 
-def _student_id(name: str) -> str:
-    clean = re.sub(r"[^A-Za-z0-9_.@-]+", "_", name.strip()).strip("_.")
-    return clean or "student"
+_ID = re.compile(r"[A-Za-z0-9@][A-Za-z0-9_.@-]{0,99}")
+
+
+def valid_student_id(student: str) -> bool:
+    """A student id nbgrader can use as a folder name: ASCII letters, digits, ``_ . @ -``, not
+    starting with a dot or a dash, at most 100 characters (so never ``..`` or a path)."""
+    return bool(_ID.fullmatch(student))
+
+
+def student_id(name: str) -> str:
+    """The id of the submission folder (or zip) ``name``: the name itself when it is a valid id,
+    else a readable ASCII part and 8 hex digits of the name's SHA-256 (``Zoë`` -> ``Zoe-1b2c3d4e``),
+    so two names never share an id and the name is found again from the id."""
+    if valid_student_id(name):
+        return name
+    ascii_part = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    clean = re.sub(r"[^A-Za-z0-9_.@-]+", "_", ascii_part.strip()).strip("_.-")[:80] or "student"
+    return f"{clean}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+LARGE_FILE = 1 << 20  # bytes: a file this large is stored once (checkpoints are ~25-40 MB)
+
+
+def large_files(folders: list[Path]) -> list[str]:
+    """Glob patterns (exact names) of the files other than notebooks of at least ``LARGE_FILE``
+    bytes in ``folders``: what feedback need not copy a third time."""
+    import glob
+
+    names = {p.name for folder in folders if folder.is_dir() for p in folder.rglob("*")
+             if p.suffix != ".ipynb" and not p.is_symlink() and p.is_file() and p.stat().st_size >= LARGE_FILE}
+    return sorted(glob.escape(n) for n in names)
+
+
+def link_duplicates(original: Path, copy: Path) -> int:
+    """Replace each large file under ``copy`` that is identical to the same path under
+    ``original`` with a hard link to it, made read-only (nothing writes a graded file in place),
+    so that one student's checkpoint is stored once, not once per grading step.  Where the file
+    system has no hard links the copy stays.  Returns the bytes saved."""
+    import filecmp
+
+    saved = 0
+    for path in sorted(copy.rglob("*")) if copy.is_dir() else []:
+        twin = original / path.relative_to(copy)
+        if (path.suffix == ".ipynb" or path.is_symlink() or twin.is_symlink() or not path.is_file()
+                or not twin.is_file() or path.stat().st_size < LARGE_FILE or os.path.samefile(path, twin)
+                or not filecmp.cmp(path, twin, shallow=False)):
+            continue
+        tmp = path.with_name(f".{path.name}.link")
+        try:
+            os.link(twin, tmp)
+        except OSError:
+            continue
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, path)
+        saved += path.stat().st_size
+    return saved
 
 
 def submission_hash(folder: Path) -> str:

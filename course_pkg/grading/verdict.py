@@ -33,13 +33,16 @@ from typing import Any
 
 from traitlets import Bool, Integer, Unicode
 
+from .reports import sanitise_notebook
+
 try:
     from nbgrader.preprocessors.base import NbGraderPreprocessor
 except ImportError:  # nbgrader is an optional dependency (course_pkg[grade])
     NbGraderPreprocessor = object  # type: ignore[misc,assignment]
 
 MAX_RESULTS_BYTES = 50 << 20
-MAX_HANDOVER_BYTES = 200 << 20
+MAX_RESULTS_CONTAINERS = 2_000_000  # lists and objects in results.json (each costs the grader memory)
+MAX_CHECKPOINT_UNPACKED = 1 << 30  # a submitted torch file the verdicts may load
 
 
 def _delimiters() -> tuple[str, str]:
@@ -131,6 +134,25 @@ def scrub(outputs: list[dict], hidden_sources: list[str]) -> list[dict]:
 
 def _error_output(ename: str, message: str) -> dict:
     return {"output_type": "error", "ename": ename, "evalue": message, "traceback": [f"{ename}: {message}"]}
+
+
+def _refused_files(folder: Path) -> dict[str, str]:
+    """The submitted zip/torch files under ``folder`` that unpack too large to load, with why:
+    a verdict that names one fails with that reason instead of loading it."""
+    from .replicas import Refused, check_zip
+
+    refused = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_symlink() or not path.is_file() or path.suffix == ".ipynb":
+            continue
+        with path.open("rb") as fh:
+            if fh.read(4) != b"PK\x03\x04":
+                continue
+            try:
+                check_zip(fh, path.name, MAX_CHECKPOINT_UNPACKED)
+            except Refused as err:
+                refused[path.name] = f"{err}; not loaded (submit the file torch.save(model.state_dict(), ...) writes)"
+    return refused
 
 
 # --------------------------------------------------------------------------------------------
@@ -295,7 +317,8 @@ class SandboxedExecute(NbGraderPreprocessor):  # type: ignore[misc,valid-type]
             if outcome.returncode is None:
                 flags.append(f"the whole notebook ran past the outer limit of {limits.wall_seconds:.0f} s "
                              f"({tests} test cells); later cells were not graded")
-            results = self._read_results(work / sandbox.RESULTS / "results.json")
+            results = self._read_results(work, work / sandbox.RESULTS / "results.json", flags)
+            refused = _refused_files(source_dir)
             for i, cell in enumerate(nb.cells):
                 if cell.cell_type != "code":
                     continue
@@ -312,24 +335,31 @@ class SandboxedExecute(NbGraderPreprocessor):  # type: ignore[misc,valid-type]
                     continue
                 gid = cell.metadata.get("nbgrader", {}).get("grade_id", str(i))
                 record_path = work / sandbox.RESULTS / f"{gid}.pt"
-                if status in ("timeout", "crashed", "not run") and not record_path.exists():
+                if status in ("timeout", "crashed", "not run") and not os.path.lexists(record_path):
                     why = str(state.get("reason", "this test cell did not run"))[:300]
                     cell.outputs = [nbformat.from_dict(_error_output("CellFailed", f"{gid}: {why}"))]
                     if status != "not run":
                         flags.append(f"{gid}: {status}")
                     continue
-                if not record_path.exists():
+                if not os.path.lexists(record_path):
                     own = [o for o in cap_outputs(outputs, self.max_output_chars) if o["output_type"] == "error"]
                     cell.outputs = [nbformat.from_dict(o) for o in own] or [nbformat.from_dict(_error_output(
                         "CellFailed", f"{gid}: this test cell did not run (a cell above stopped the notebook)"))]
                     continue
                 try:
-                    if record_path.stat().st_size > MAX_HANDOVER_BYTES:
-                        raise ValueError("too large")
-                    record = replicas.load(record_path)
+                    record = replicas.load(record_path, root=work)
+                except replicas.Refused as err:
+                    cell.outputs = [nbformat.from_dict(_error_output("CellFailed", f"{gid}: refused: {err}"))]
+                    flags.append(f"{gid}: handed-over data refused: {err}")
+                    continue
                 except Exception as err:  # noqa: BLE001 -- a forged or broken file
                     cell.outputs = [nbformat.from_dict(_error_output(
                         "CellFailed", f"{gid}: the handed-over data could not be read ({type(err).__name__})"))]
+                    continue
+                bad = [why for file, why in refused.items() if file in hidden[i]]
+                if bad:  # the verdict would load a file the grader refuses
+                    cell.outputs = [nbformat.from_dict(_error_output("CheckFailed", f"{gid}: {'; '.join(bad)}"))]
+                    flags += [f"{gid}: {why}" for why in bad]
                     continue
                 namespace = verdict_namespace(record)
                 namespace["submission"] = source_dir  # the trusted copy of the submitted files
@@ -338,21 +368,32 @@ class SandboxedExecute(NbGraderPreprocessor):  # type: ignore[misc,valid-type]
         finally:
             shutil.rmtree(private, ignore_errors=True)
 
+        sanitise_notebook(nb)  # the feedback HTML renders what the student wrote and printed
         allowed = ALLOWED_REFERENCES.get(notebook, set()) | {a for a in self.allowed_reference.split(",") if a}
         flags += reference_flags(nb, set(REFERENCE_NAMES) - allowed, allowed)
         self._write_flags(student, notebook, flags, outcome)
         return nb, resources
 
     @staticmethod
-    def _read_results(path: Path) -> dict:
+    def _read_results(work: Path, path: Path, flags: list[str]) -> dict:
+        """The harness's results.json, read as hostile data (no links, bounded); a refusal is flagged
+        and every cell then counts as not run."""
+        from .replicas import Refused, read_untrusted
+
         try:
-            if path.stat().st_size > MAX_RESULTS_BYTES:
-                return {}
-            data = json.loads(path.read_text())
-            cells = data.get("cells", {}) if isinstance(data, dict) else {}
-            return cells if isinstance(cells, dict) else {}
-        except (OSError, ValueError):
+            raw = read_untrusted(path, work, MAX_RESULTS_BYTES)
+            if raw.count(b"[") + raw.count(b"{") > MAX_RESULTS_CONTAINERS:
+                raise Refused(f"results.json holds more than {MAX_RESULTS_CONTAINERS:,} lists and objects")
+            data = json.loads(raw)
+        except FileNotFoundError:
             return {}
+        except Refused as err:
+            flags.append(f"the sandbox's results were refused: {err}")
+            return {}
+        except (OSError, ValueError, RecursionError):
+            return {}
+        cells = data.get("cells", {}) if isinstance(data, dict) else {}
+        return cells if isinstance(cells, dict) else {}
 
     @staticmethod
     def _write_flags(student: str, notebook: str, flags: list[str], outcome: Any) -> None:
