@@ -590,6 +590,20 @@ def test_csv_cells_never_start_a_formula(tmp_path):
     assert row["student"] == "s" and row["status"] == "failed"
 
 
+def test_summary_names_the_sandbox_caps_of_the_course_config(tmp_path):
+    from course_pkg.grading.course import Layout, StudentResult
+    from course_pkg.grading.grade import _caps
+    from course_pkg.grading.reports import summary
+
+    (tmp_path / "nbgrader_config.py").write_text("c = get_config()\nc.SandboxedExecute.memory_gb = 3\n")
+    caps = _caps(Layout.load(tmp_path))
+    assert "3072 MiB memory in all" in caps and "processes" in caps
+    results = {"s": StudentResult("s", "graded", score=1.0, max_score=2.0)}
+    assert f"  {caps}" in summary(results, "A", caps=caps).splitlines()
+    unsafe = summary(results, "A", unsafe=True, caps=caps)
+    assert "UNSAFE" in unsafe and caps not in unsafe  # no sandbox, no caps to claim
+
+
 # --------------------------------------------------------------------------------------------
 # Storage and retries
 # --------------------------------------------------------------------------------------------

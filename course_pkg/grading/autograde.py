@@ -64,6 +64,16 @@ def configured_cell_timeout(layout: Layout) -> int:
     return int(config.SandboxedExecute.get("timeout", config.Execute.get("timeout", 60)))
 
 
+def configured_memory_gb(layout: Layout) -> int:
+    """The memory cap per student of the course's nbgrader_config.py (SandboxedExecute.memory_gb)."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from .verdict import SandboxedExecute
+
+    config = PyFileConfigLoader(CONFIG, path=str(layout.root)).load_config()
+    return int(config.SandboxedExecute.get("memory_gb", SandboxedExecute.memory_gb.default_value))
+
+
 def outer_limit(layout: Layout, assignment: str, cell_timeout: int) -> float:
     """Per student: the sandbox's own limit (60 s + one cell limit per test cell and three more)
     and two minutes for nbgrader and the verdicts."""

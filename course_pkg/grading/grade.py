@@ -33,7 +33,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .autograde import autograde_one, configured_cell_timeout, outer_limit
+from .autograde import autograde_one, configured_cell_timeout, configured_memory_gb, outer_limit
 from .course import CONFIG, GradingError, Layout, StudentResult, find_course_dir, nbgrader_env, run_nbgrader
 from .gradebook import (_ensure_in_gradebook, backup_gradebook, inside_course, merge_gradebooks, read_scores,
                         sign_shard, verify_shard)
@@ -150,6 +150,13 @@ def _grade_all(layout: Layout, args: argparse.Namespace, todo: list[StudentResul
             one(item)
 
 
+def _caps(layout: Layout) -> str:
+    """The sandbox caps that held for this run, in words, for the summary."""
+    from . import sandbox
+
+    return sandbox.enforcement(sandbox.Limits(wall_seconds=0, memory_bytes=configured_memory_gb(layout) << 30))
+
+
 def _report(layout: Layout, args: argparse.Namespace, results: dict[str, StudentResult]) -> Path:
     assignment, root = args.assignment, layout.root
     cells = read_scores(layout, assignment, results)
@@ -178,7 +185,7 @@ def _report(layout: Layout, args: argparse.Namespace, results: dict[str, Student
     write_csv(out_dir / "grades.csv", results, cells)
     write_histogram(out_dir / "scores.png", results, assignment)
     (out_dir / "summary.txt").write_text(summary(results, assignment, args.unsafe_no_sandbox,
-                                                 layout.work / "logs" / assignment) + "\n")
+                                                 layout.work / "logs" / assignment, _caps(layout)) + "\n")
     return out_dir
 
 
@@ -316,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.shard:
         return 0
-    print(summary(results, args.assignment, args.unsafe_no_sandbox))
+    print(summary(results, args.assignment, args.unsafe_no_sandbox,
+                  caps=_caps(Layout.load((args.course_dir or find_course_dir()).resolve()))))
     print(f"  wrote {out_dir / 'grades.csv'}, {out_dir / 'scores.png'}; feedback in "
           f"{Layout.load((args.course_dir or find_course_dir()).resolve()).feedback}")
     return 0

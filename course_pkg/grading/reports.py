@@ -61,12 +61,16 @@ def write_histogram(path: Path, results: dict[str, StudentResult], assignment: s
 
 
 def summary(results: dict[str, StudentResult], assignment: str, unsafe: bool = False,
-            logs: Path | None = None) -> str:
+            logs: Path | None = None, caps: str | None = None) -> str:
+    """The run in a few lines: counts, scores, failures, flags; ``caps`` says which sandbox limits
+    held on this machine (:func:`course_pkg.grading.sandbox.enforcement`)."""
     graded = [r for r in results.values() if r.status == "graded"]
     failed = [r for r in results.values() if r.status == "failed"]
     lines = [f"{assignment}: {len(graded)} graded, {len(failed)} failed, {len(results)} submissions"]
     if unsafe:
         lines.append("  UNSAFE: student code ran WITHOUT a sandbox (--unsafe-no-sandbox), with your rights")
+    elif caps:
+        lines.append(f"  {caps}")
     if graded:
         scores = sorted(r.score or 0.0 for r in graded)
         top = graded[0].max_score
