@@ -103,107 +103,96 @@ def reference_results(tmp_path, monkeypatch, repo_root):
     return folder
 
 
-def test_chapter7_draws_the_reference_runs(repo_root, reference_results, monkeypatch, shown, capsys):
+def _glued_chapter7(repo_root, cells=CH7_RESULT_CELLS):
     glued = {}
     namespace = {"glue": lambda name, value, display=True: glued.__setitem__(name, value), "plt": plt}
+    _exec(_cells_by_id(repo_root, "07_training_cifar10.ipynb", cells), namespace)
+    return glued
+
+
+def _add_correct(folder, name, right, n=10_000):
+    """Give a published record per-image results: the first ``right`` images right."""
+    from course_pkg.compare import correct_bits
+
+    path = folder / f"reference_{name}.json"
+    record = json.loads(path.read_text())
+    bits = torch.zeros(n, dtype=torch.bool)
+    bits[:right] = True
+    record["test_correct"] = {"images": n, "order": "test split", "bits": correct_bits(bits)}
+    path.write_text(json.dumps(record))
+
+
+def test_chapter7_draws_the_reference_runs(repo_root, reference_results, monkeypatch, shown, capsys):
     monkeypatch.setattr(pretrained, "available", lambda: ["googlenet_cifar", "googlenet_cifar_faithful"])
-    _exec(_cells_by_id(repo_root, "07_training_cifar10.ipynb", CH7_RESULT_CELLS), namespace)
+    glued = _glued_chapter7(repo_root)
     printed = capsys.readouterr().out
     (table,) = [str(x) for x in shown]
     for run, accuracy in (("bn", "91.00%"), ("faithful_noaux", "84.00%"), ("init_pytorch", "10.00%")):
         assert f"| {run} |" in table and f"{accuracy} of 10,000" in table
+    # the table states each run's schedules: the faithful chunks' three, in order
+    assert "| 12 x 0.1 then 10 x 0.04 then 6 x 0.02 |" in table
     assert "commit abc1234" in table and "not in this copy" not in printed
-    # the aux ablation: 86% with the heads, 84% without, 12 epochs each; two points is four times
-    # the noise of a difference on 10,000 images (sqrt(2 * 0.86 * 0.14 / 10,000) = 0.49 points)
-    assert [glued[k] for k in ("aux_with", "aux_without", "aux_diff", "aux_noise", "aux_epochs")] == \
-        ["86.00", "84.00", "2.00", "0.5", 12]
-    assert glued["aux_verdict"] == "helped"
-    assert (glued["aux_first_with"], glued["aux_first_without"]) == (f"{86 / 12:.1f}", f"{84 / 12:.1f}")
     # learning curves, the init bars, the frontier of the BN run
     assert len(plt.get_fignums()) == 3
-    assert glued["init_pytorch_acc"] == "10.0" and glued["init_he_acc"] == "44.0" and glued["bn_epochs"] == 16
-    assert glued["bn_final_acc"] == "91.00" and glued["cpu_epoch_minutes"] == "6.8"  # median of 401..416 s
-    # the restart continues the BN run: its 4 epochs follow bn's 16, in the curves and on the frontier
-    assert (glued["bn_best_acc"], glued["bn_verdict"], glued["restart_acc"]) == ("92.00", "reaches it", "92.00")
-    assert glued["restart_reading"] == "a real gain of 1.00 points"  # 2 sigma of the difference: 0.81
-    assert [glued[k] for k in ("restart_epochs", "restart_lr", "bn_lr", "restart_first_acc")] == \
-        [4, "0.02", "0.1", "23.00"]
     curves, _, frontier = (plt.figure(n).axes[0] for n in plt.get_fignums())
-    restart_curve = next(line for line in curves.get_lines() if line.get_label() == "bn_restart")
-    assert list(restart_curve.get_xdata()) == [17, 18, 19, 20]
-    # the faithful restart: 87% after 4 more epochs against 86%, 2 sigma of the difference 0.98 points
-    assert glued["faithful_more"].startswith("trained 4 more epochs on a one-cycle schedule peaking at a learning "
-                                             "rate of 0.02 instead of 0.1")
-    assert glued["faithful_more"].endswith("ended at 87.00%: a real gain of 1.00 points. "
-                                           "The better of the two runs reaches the target")
-    faithful_more = next(line for line in curves.get_lines() if line.get_label() == "faithful_restart")
-    assert list(faithful_more.get_xdata()) == [13, 14, 15, 16]  # after the faithful run's 12 epochs
+    x = {line.get_label(): list(line.get_xdata()) for line in curves.get_lines()}
+    assert x["bn_restart"] == [17, 18, 19, 20] and x["faithful_restart"] == [13, 14, 15, 16]
+    assert x["faithful_chunk2"] == list(range(13, 23)) and x["faithful_chunk3"] == list(range(23, 29))
+    # the faithful network in chunks: 12 + 10 + 6 epochs, 88.5% at the end against the 85% target
+    assert (glued["faithful_final_acc"], glued["faithful_total_epochs"], glued["faithful_chunks"],
+            glued["faithful_verdict"], glued["faithful_target"]) == ("88.50", "28", "3", "reaches", "85%")
+    assert glued["faithful_schedules"] == ("12 epochs peaking at 0.1, then 10 epochs peaking at 0.04, "
+                                           "then 6 epochs peaking at 0.02")
+    # these synthetic records hold no per-image results: no interval, and the text says why
+    assert glued["aux_reading"] == ("+2.00 points; no interval: the records of faithful_noaux and faithful hold "
+                                    "no per-image results to pair")
+    assert (glued["aux_with"], glued["aux_without"], glued["aux_epochs"]) == ("86.00", "84.00", "12")
+    assert glued["init_pytorch_acc"] == "10.0" and glued["init_he_acc"] == "44.0" and glued["bn_epochs"] == "16"
+    assert glued["bn_final_acc"] == "91.00" and glued["cpu_epoch_minutes"] == "6.8"  # median of 401..416 s
+    assert (glued["bn_best_acc"], glued["bn_verdict"], glued["restart_acc"]) == ("92.00", "reaches it", "92.00")
+    assert [glued[k] for k in ("restart_epochs", "restart_lr", "bn_lr", "restart_first_acc")] == \
+        ["4", "0.02", "0.1", "23.00"]
     bn_line, restart_line = frontier.get_lines()[:2]
     assert restart_line.get_xdata()[0] == bn_line.get_xdata()[-1] and restart_line.get_ydata()[0] == 91.0
     assert len(restart_line.get_xdata()) == 5 and restart_line.get_ydata()[-1] == 92.0
-    assert (glued["faithful_acc"], glued["faithful_epochs"], glued["faithful_verdict"]) == ("86.00", 12, "reaches")
-    assert glued["faithful_target"] == "85%" and glued["faithful_cpu"].startswith(json.loads(
-        (reference_results / "reference_faithful.json").read_text())["cpu"])
     speed = json.loads((reference_results / "cpu_speed.json").read_text())
     bn_auto = next(f for f in speed["fit"] if f["layout"] == "bn" and f["config"] == "auto")
     t4 = 50_000 * 3 * speed["forward_macs"]["bn"] / (bn_auto["matmul_fraction"] * 65e12 / 2)
     assert glued["t4_epoch_seconds"] == f"{t4:.0f}"
 
 
-@pytest.mark.parametrize("without, verdict", [(0.855, "made no difference larger than the noise"),
-                                              (0.80, "helped"), (0.90, "hurt")])
-def test_chapter7_weighs_the_aux_ablation_against_the_noise(repo_root, reference_results, shown, without, verdict):
-    reference = import_benchmark("reference_cpu")
-    reference.publish("faithful_noaux", _reference_record(without, 12, aux=False), "python benchmarks/reference_cpu.py",
-                      results=reference_results, pretrained=reference_results.parent / "pretrained",
-                      scratch=reference_results.parent)
-    glued = {}
-    _exec(_cells_by_id(repo_root, "07_training_cifar10.ipynb", CH7_RESULT_CELLS[:1]),
-          {"glue": lambda name, value, display=True: glued.__setitem__(name, value), "plt": plt})
-    assert glued["aux_verdict"] == verdict
-    assert glued["aux_without"] == f"{100 * without:.2f}"
+def test_chapter7_pairs_the_aux_ablation_and_the_chunks_on_per_image_results(repo_root, reference_results, shown):
+    # 8,600 right with the heads, 8,400 without (a subset of them): 200 discordant images, all for the heads
+    _add_correct(reference_results, "faithful", 8_600)
+    _add_correct(reference_results, "faithful_noaux", 8_400)
+    for name, right in (("faithful_chunk2", 8_800), ("faithful_chunk3", 8_850)):
+        _add_correct(reference_results, name, right)
+    glued = _glued_chapter7(repo_root, CH7_RESULT_CELLS[:1])
+    # d = 0.02, se = sqrt(200 - 200^2 / 10,000) / 10,000 = 0.0014; the interval lies above the paper's 0.5 points
+    assert glued["aux_reading"].startswith("+2.00 points (95% interval +1.73 to +2.27): higher on these images")
+    assert glued["aux_against_paper"] == "is larger than the paper's (its interval lies above it)"
+    # the last step: 50 images only chunk 3 gets right; the independent-sample interval is far wider
+    assert "faithful_chunk3 against faithful_chunk2: +0.50 points" in glued["faithful_steps"]
+    assert float(glued["faithful_paired_halfwidth"]) < float(glued["faithful_independent_halfwidth"])
 
 
-@pytest.mark.parametrize("restart, best, verdict, reading", [
-    (0.895, "89.50", "falls short of it by 0.50 points", "a real gain of 1.50 points"),
-    (0.879, "88.00", "falls short of it by 2.00 points", "a change of -0.10 points, inside the noise")])
+@pytest.mark.parametrize("restart, best, verdict", [(0.895, "89.50", "falls short of it by 0.50 points"),
+                                                    (0.879, "88.00", "falls short of it by 2.00 points")])
 def test_chapter7_says_by_how_much_the_bn_network_misses_its_target(repo_root, reference_results, shown,
-                                                                     restart, best, verdict, reading):
+                                                                     restart, best, verdict):
     reference = import_benchmark("reference_cpu")
     for name, record in (("bn", _reference_record(0.88, 16, batch_norm=True)),
                          ("bn_restart", _reference_record(restart, 4, batch_norm=True, aux=False, lr=0.02))):
         reference.publish(name, record, "python benchmarks/reference_cpu.py", results=reference_results,
                           pretrained=reference_results.parent / "pretrained", scratch=reference_results.parent)
-    glued = {}
-    _exec(_cells_by_id(repo_root, "07_training_cifar10.ipynb", CH7_RESULT_CELLS[:1] + ["ch7-frontier-code"]),
-          {"glue": lambda name, value, display=True: glued.__setitem__(name, value), "plt": plt})
-    assert (glued["bn_best_acc"], glued["bn_verdict"], glued["restart_reading"]) == (best, verdict, reading)
-
-
-def test_chapter7_reads_the_faithful_restart_against_the_noise_and_the_target(repo_root, reference_results,
-                                                                               shown):
-    reference = import_benchmark("reference_cpu")
-    for name, record in (("faithful", _reference_record(0.73, 6, lr=0.05)),
-                         ("faithful_restart", _reference_record(0.735, 4, lr=0.02))):
-        reference.publish(name, record, "python benchmarks/reference_cpu.py", results=reference_results,
-                          pretrained=reference_results.parent / "pretrained", scratch=reference_results.parent)
-    glued = {}
-    cells = _cells_by_id(repo_root, "07_training_cifar10.ipynb", CH7_RESULT_CELLS[:1])
-    _exec(cells, {"glue": lambda name, value, display=True: glued.__setitem__(name, value), "plt": plt})
-    assert "instead of 0.05" in glued["faithful_more"] and "(bf16, on " in glued["faithful_more"]
-    assert glued["faithful_more"].endswith("ended at 73.50%: a change of +0.50 points, inside the noise. "
-                                           "The better of the two runs is still 11.50 points short of the target")
-    (reference_results / "reference_faithful_restart.json").unlink()
-    _exec(cells, {"glue": lambda name, value, display=True: glued.__setitem__(name, value), "plt": plt})
-    assert glued["faithful_more"] == "has not been trained for this copy of the book"
+    glued = _glued_chapter7(repo_root, CH7_RESULT_CELLS[:1] + ["ch7-frontier-code"])
+    assert (glued["bn_best_acc"], glued["bn_verdict"]) == (best, verdict)
 
 
 def test_chapter7_without_results_says_what_is_missing(repo_root, tmp_path, monkeypatch, shown, capsys):
     monkeypatch.setenv("COURSE_RESULTS", str(tmp_path))
     monkeypatch.setattr(pretrained, "available", lambda: ["lenet5_mnist"])
-    glued = {}
-    _exec(_cells_by_id(repo_root, "07_training_cifar10.ipynb", CH7_RESULT_CELLS),
-          {"glue": lambda name, value, display=True: glued.__setitem__(name, value), "plt": plt})
+    glued = _glued_chapter7(repo_root)
     printed = capsys.readouterr().out
     assert "`python benchmarks/reference_cpu.py bn` makes it" in printed
     assert shown == [] and plt.get_fignums() == [] and glued == {}
@@ -315,17 +304,20 @@ def test_chapter7_shows_the_shipped_network(repo_root, course_data, shown, monke
         pytest.skip("googlenet_cifar is not shipped yet: `python benchmarks/reference_cpu.py bn` trains it "
                     "(about 2.5 hours of a 2-core CPU); the chapter then shows it")
     monkeypatch.setenv("COURSE_QUIET", "1")
-    namespace = {"QUICK": True, "torch": torch, "plt": plt, "glue": lambda *a, **k: None}
-    exec("from course_pkg import data", namespace)
+    glued = {}
+    namespace = {"QUICK": True, "torch": torch, "plt": plt, "glue": lambda name, value, display=True: glued.__setitem__(name, value)}
+    exec("from course_pkg import data, training_figures as figures\nfrom IPython.display import Markdown, display\n"
+         "from course_pkg.recipes import CIFAR10", namespace)
     _exec(_cells_by_id(repo_root, "07_training_cifar10.ipynb", ["ch7-trained-code", "ch7-finetune-code"]), namespace)
-    accuracy, info = namespace["accuracy"], namespace["info"]
+    info = pretrained.info("googlenet_cifar")
+    accuracy = (namespace["predicted"] == namespace["truth"]).float().mean().item()
     # 1,000 spread test images against the full split's recorded figure (4 sigma + bf16/fp32)
     assert abs(accuracy - info["test_acc"]) <= 4 * (info["test_acc"] * (1 - info["test_acc"]) / 1000) ** 0.5 + 0.01
-    assert int(namespace["confusion"].sum()) == 1000 and len(plt.get_fignums()) == 1
-    summary, table = (str(x) for x in shown)
-    assert f"right {100 * accuracy:.1f}% of the time" in summary and f"{100 * info['test_acc']:.2f}%" in summary
+    assert len(namespace["truth"]) == 1000 and len(plt.get_fignums()) == 1
+    assert glued["shipped_here_acc"] == f"{100 * accuracy:.1f}" and glued["shipped_acc"] == f"{100 * info['test_acc']:.2f}"
     # a network continued from another run's weights counts the epochs of both
-    assert f"after {len(info['history']) + info.get('starts_from', {}).get('epochs', 0)} epochs" in summary
+    assert glued["shipped_epochs"] == str(len(info["history"]) + info.get("starts_from", {}).get("epochs", 0))
+    (table,) = (str(x) for x in shown)
     rows = [line for line in table.splitlines() if line.startswith("| 0.002 |")]
     small_lr = float(rows[0].rsplit("|", 2)[-2].strip().rstrip("%")) / 100
     assert small_lr >= accuracy - 0.05, table
