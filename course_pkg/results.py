@@ -146,20 +146,6 @@ def paired_runs(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str
     return paired_difference(from_bits(a["bits"], a["images"]), from_bits(b["bits"], b["images"]))
 
 
-def compare_accuracies(new: float, old: float, n: int) -> dict[str, Any]:
-    """Whether two runs' accuracies, each on the same ``n`` test images, differ by more than chance.
-
-    The noise of one accuracy ``p`` on ``n`` images is sqrt(p(1-p)/n); of a difference between two
-    runs about sqrt(2) times that, taken at ``old``.  A difference of two noises or more is called
-    real (about 95% confidence).  Returns ``change`` (new - old), ``noise``, ``real`` and a
-    ``reading`` in words ("a real gain of 1.20 points", "a change of -0.15 points, inside the noise")."""
-    change, noise = new - old, (2 * old * (1 - old) / n) ** 0.5
-    real = abs(change) >= 2 * noise
-    reading = (f"a real {'gain' if change > 0 else 'loss'} of {100 * abs(change):.2f} points" if real
-               else f"a change of {100 * change:+.2f} points, inside the noise")
-    return {"change": change, "noise": noise, "real": real, "reading": reading}
-
-
 # An epoch counts as having had the machine to itself when it ran at least this fraction of the
 # run's fastest epoch (a run that is resumed, or shares the cores for a while, has slow epochs).
 UNSHARED = 0.9

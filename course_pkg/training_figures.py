@@ -248,7 +248,8 @@ def plot_confusion_and_mistakes(predicted: torch.Tensor, truth: torch.Tensor, im
         pictures = data.denormalize(data.to_tensor(images[wrong], "cifar10"), "cifar10")
         axes[1].imshow(_image_grid(pictures, 2).numpy())
         for k, index in enumerate(wrong):
-            axes[1].text(32 * (k % 6) + 16, 32 * (k // 6) + 1, f"{classes[truth[index]]}\n→ {classes[predicted[index]]}",
+            label = f"{classes[truth[index]]}\n→ {classes[predicted[index]]}"
+            axes[1].text(32 * (k % 6) + 16, 32 * (k // 6) + 1, label,
                          ha="center", va="top", fontsize=7.5, color="white",
                          bbox=dict(facecolor="black", alpha=0.55, pad=1, linewidth=0))
     axes[1].set_xticks([])
@@ -468,7 +469,8 @@ def missing_runs(runs: Mapping[str, Mapping[str, Any]], names: Sequence[str] = C
             for name in names if name not in runs]
 
 
-def reference_facts(runs: Mapping[str, Mapping[str, Any]], cpu_speed: Mapping[str, Any] | None = None) -> dict[str, str]:
+def reference_facts(runs: Mapping[str, Mapping[str, Any]],
+                    cpu_speed: Mapping[str, Any] | None = None) -> dict[str, str]:
     """Every number chapter 7 quotes about the reference runs, for the parts whose runs are present."""
     facts: dict[str, str] = {}
     if "faithful_chunk3" in runs and all(c in runs for c in results.lineage("faithful_chunk3", runs)):
@@ -482,7 +484,8 @@ def reference_facts(runs: Mapping[str, Mapping[str, Any]], cpu_speed: Mapping[st
     return facts
 
 
-__all__ = ["BN_TARGET", "CHAPTER_RUNS", "FAITHFUL_TARGET", "INIT_RUNS", "PAPER_AUX_GAIN", "aux_facts", "bn_facts", "missing_runs", "plot_bn_frontier", "reference_facts",
+__all__ = ["BN_TARGET", "CHAPTER_RUNS", "FAITHFUL_TARGET", "INIT_RUNS", "PAPER_AUX_GAIN", "aux_facts", "bn_facts",
+           "missing_runs", "plot_bn_frontier", "reference_facts",
            "confusion_matrix", "continued_history", "faithful_facts", "fine_tune_table", "first_mistakes",
            "init_facts", "measure_stems", "plot_confusion_and_mistakes", "plot_init_runs", "plot_reference_curves",
            "plot_schedules_and_augmentation", "plot_signal_spread", "plot_stems", "predict", "recipe_table",

@@ -305,7 +305,8 @@ def test_chapter7_shows_the_shipped_network(repo_root, course_data, shown, monke
                     "(about 2.5 hours of a 2-core CPU); the chapter then shows it")
     monkeypatch.setenv("COURSE_QUIET", "1")
     glued = {}
-    namespace = {"QUICK": True, "torch": torch, "plt": plt, "glue": lambda name, value, display=True: glued.__setitem__(name, value)}
+    namespace = {"QUICK": True, "torch": torch, "plt": plt,
+                 "glue": lambda name, value, display=True: glued.__setitem__(name, value)}
     exec("from course_pkg import data, training_figures as figures\nfrom IPython.display import Markdown, display\n"
          "from course_pkg.recipes import CIFAR10", namespace)
     _exec(_cells_by_id(repo_root, "07_training_cifar10.ipynb", ["ch7-trained-code", "ch7-finetune-code"]), namespace)
@@ -314,7 +315,8 @@ def test_chapter7_shows_the_shipped_network(repo_root, course_data, shown, monke
     # 1,000 spread test images against the full split's recorded figure (4 sigma + bf16/fp32)
     assert abs(accuracy - info["test_acc"]) <= 4 * (info["test_acc"] * (1 - info["test_acc"]) / 1000) ** 0.5 + 0.01
     assert len(namespace["truth"]) == 1000 and len(plt.get_fignums()) == 1
-    assert glued["shipped_here_acc"] == f"{100 * accuracy:.1f}" and glued["shipped_acc"] == f"{100 * info['test_acc']:.2f}"
+    assert glued["shipped_here_acc"] == f"{100 * accuracy:.1f}"
+    assert glued["shipped_acc"] == f"{100 * info['test_acc']:.2f}"
     # a network continued from another run's weights counts the epochs of both
     assert glued["shipped_epochs"] == str(len(info["history"]) + info.get("starts_from", {}).get("epochs", 0))
     (table,) = (str(x) for x in shown)

@@ -23,19 +23,6 @@ def _run(name, acc, seconds=60.0, speed=40_000.0, history=None):
 SUMMARY = {"runs": [_run("bn", 0.9012), _run("bn_noaugment", 0.8350), _run("bn_nosmoothing", 0.9040)]}
 
 
-def test_accuracies_differ_only_beyond_twice_the_noise_of_a_difference():
-    # 84% on 10,000 images: one run's noise sqrt(0.84 * 0.16 / 10,000) = 0.367 points, a difference's 0.518
-    two_points = results.compare_accuracies(0.86, 0.84, 10_000)
-    assert two_points["noise"] == pytest.approx(0.005185, abs=1e-6)
-    assert two_points["change"] == pytest.approx(0.02) and two_points["real"]
-    assert not results.compare_accuracies(0.849, 0.84, 10_000)["real"]      # 0.9 points < 2 x 0.518
-    assert results.compare_accuracies(0.829, 0.84, 10_000)["real"]          # a real loss of 1.1 points
-    assert not results.compare_accuracies(0.86, 0.84, 1_000)["real"]        # the same 2 points on 1,000 images
-    assert two_points["reading"] == "a real gain of 2.00 points"
-    assert results.compare_accuracies(0.829, 0.84, 10_000)["reading"] == "a real loss of 1.10 points"
-    assert results.compare_accuracies(0.8385, 0.84, 10_000)["reading"] == "a change of -0.15 points, inside the noise"
-
-
 def test_load_missing_corrupt_and_present(tmp_path, monkeypatch):
     assert results.load("cifar_summary", tmp_path) is None
     (tmp_path / "broken.json").write_text("{not json")

@@ -50,7 +50,8 @@ def test_faithful_facts_chain_the_chunks_and_pair_each_step():
     assert facts["faithful_paired_halfwidth"] == f"{100 * 1.959963984540054 * se:.2f}" == "7.53"
     # the independent-sample formula at p = 0.70: 1.96 * sqrt(2 * 0.7 * 0.3 / 100) = 12.70 points
     assert facts["faithful_independent_halfwidth"] == "12.70"
-    assert "faithful_chunk3 against faithful_chunk2: +5.00 points (95% interval -2.53 to +12.53)" in facts["faithful_steps"]
+    assert ("faithful_chunk3 against faithful_chunk2: +5.00 points (95% interval -2.53 to +12.53)"
+            in facts["faithful_steps"])
     assert "(10 images only faithful_chunk3 gets right, 5 only faithful_chunk2)" in facts["faithful_steps"]
     assert "faithful_chunk2 stood at 50.00% after its first epoch, below the 60.00% at which faithful had ended, " \
            "and ended at 70.00%" in facts["faithful_restarts"]
@@ -117,7 +118,8 @@ def test_stem_and_spread_facts():
     facts = figures.stem_facts(measured, test_images=10_000)
     assert (facts["stem_ratio"], facts["stem16_gmacs"], facts["cifar_params"]) == ("3.0", "0.37", "6,000,000")
     assert (facts["test_minutes_16"], facts["test_minutes_32"]) == ("3", "8")  # 200 s and 500 s
-    spread = {"he": [("conv1", 2.0), ("inception5b", 3.0), ("dropout", 1.0)], "pytorch": [("conv1", 1.0), ("dropout", 0.001)]}
+    spread = {"he": [("conv1", 2.0), ("inception5b", 3.0), ("dropout", 1.0)],
+              "pytorch": [("conv1", 1.0), ("dropout", 0.001)]}
     assert figures.spread_facts(spread) == {"shrink_he": "0.5", "shrink_pytorch": "0.001"}
 
 

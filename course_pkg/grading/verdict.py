@@ -262,7 +262,8 @@ class SandboxedExecute(NbGraderPreprocessor):  # type: ignore[misc,valid-type]
 
     timeout = Integer(60, help="seconds per cell (nbgrader's Execute.timeout by default)").tag(config=True)
     max_output_chars = Integer(20_000, help="characters of output kept per cell").tag(config=True)
-    memory_gb = Integer(8, help="memory of all of a student's processes together (and each one's address space), GiB").tag(config=True)
+    memory_gb = Integer(8, help="memory of all of a student's processes together (and each one's address space), "
+                                "GiB").tag(config=True)
     unsafe = Bool(False, help="run without a sandbox (the instructor's --unsafe-no-sandbox)").tag(config=True)
     allowed_reference = Unicode("", help="reference classes a notebook may import (comma-separated)").tag(config=True)
 
