@@ -146,13 +146,20 @@ def _uses_the_recipe(code: str, where: str, base: str) -> None:
     tree = ast.parse(code)
     bound = {}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            value = node.value
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
+            continue
+        target, value = node.targets[0], node.value
+        # `recipe = CIFAR10...` or `RECIPE, LIMITS = CIFAR10.replace(...), {...}`
+        pairs = (zip(target.elts, value.elts) if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple)
+                 else [(target, value)])
+        for name, value in pairs:
+            if not isinstance(name, ast.Name):
+                continue
             if isinstance(value, ast.Name) and value.id == base:
-                bound[node.targets[0].id] = base
+                bound[name.id] = base
             elif (isinstance(value, ast.Call) and getattr(value.func, "attr", None) == "replace"
                   and getattr(value.func.value, "id", None) == base):
-                bound[node.targets[0].id] = base
+                bound[name.id] = base
     for function, part in (("fit", "fit_kwargs"), ("get_loaders", "loader_kwargs")):
         calls = _calls(tree, function)
         assert calls, f"{where}: no {function}() call"

@@ -37,7 +37,9 @@ from .autograde import autograde_one, configured_cell_timeout, configured_memory
 from .course import CONFIG, GradingError, Layout, StudentResult, find_course_dir, nbgrader_env, run_nbgrader
 from .gradebook import (_ensure_in_gradebook, backup_gradebook, inside_course, merge_gradebooks, read_scores,
                         sign_shard, verify_shard)
+from .replicas import MAX_DEPTH, MAX_NODES
 from .reports import summary, write_csv, write_histogram
+from .sandbox import WATCHDOG_SECONDS
 from .submissions import (MAX_ZIP_BYTES, MAX_ZIP_FILES, collect, copy_submission,  # noqa: F401 (re-exported)
                           large_files, link_duplicates, normalise_name, normalise_submission, repair_metadata,
                           submission_hash, unpack_zip, valid_student_id)
@@ -95,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
         '--shard "$((JOB_COMPLETION_INDEX + 1))/N"\n'
         "  then, on the instructor's copy, with every shard folder copied back:\n"
         "                                           course grade A --merge SHARD_DIR ...\n"
+        f"limits: without a delegated cgroup v2 a watchdog sums a student's memory every {WATCHDOG_SECONDS:g} s; "
+        f"handed-over data\n  holds at most {MAX_NODES:,} values nested {MAX_DEPTH} levels deep\n"
         "exit status: 0 when the run finished (a student's failure is in the report); 2 when it could not\n"
         "start, or the grading machinery failed (no score is recorded then)")
     return p

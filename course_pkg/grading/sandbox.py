@@ -39,6 +39,7 @@ from .harness import CHANNEL_ENV, Receiver
 SANDBOX_UID = 65534  # "nobody", inside the namespace
 HOST_UIDS = (2_000_000_000, 100_000_000)  # first uid and count: one per sandbox when the grader is root
 WORKDIR = "/work/submission"
+WATCHDOG_SECONDS = 0.2  # without a cgroup, how often the memory of a student's processes is summed
 INPUT = "/work/input"  # the private folder, read-only; copied into WORKDIR before anything runs
 RESULTS = ".course-grader"  # in the private folder: results.json and the handover files
 # Copy the notebook first, so that a submission too large for its disk still has one to run.
@@ -145,7 +146,7 @@ def enforcement(limits: Limits) -> str:
                 f"{mem} memory in all (memory.max), {disk}; runs as {who}")
     return (f"sandbox caps per student (no delegated cgroup v2, rlimits): {limits.processes} processes "
             f"(RLIMIT_NPROC of {who}), {mem} memory in all (a watchdog kills the largest process, "
-            f"checked every 0.2 s; {mem} address space per process), {disk}")
+            f"checked every {WATCHDOG_SECONDS:g} s; {mem} address space per process), {disk}")
 
 
 def _read_only_paths() -> list[Path]:
@@ -372,7 +373,7 @@ def run(private: Path, argv: list[str], limits: Limits, cell_threads: int = 1,
     try:
         while True:
             try:
-                code = proc.wait(timeout=0.2)
+                code = proc.wait(timeout=WATCHDOG_SECONDS)
                 break
             except subprocess.TimeoutExpired:
                 pass
