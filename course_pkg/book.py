@@ -44,7 +44,8 @@ def precomputed_slider(description: str, values: Sequence, outputs: Sequence[str
     stays the one of the build.  Here every position's output is computed when the cell runs and
     kept with the page; the browser picks the one to show (the slider's index is linked to a
     ``Stack``'s in JavaScript, ``jslink``), so the page, Jupyter and Colab all show the output for
-    the position the slider is at.  Returns the widget (display it, or leave it last in a cell).
+    the position the slider is at.  With ipywidgets 7, which has no ``Stack`` (Colab's), the
+    kernel swaps the text instead.  Returns the widget (display it, or leave it last in a cell).
     """
     import ipywidgets as widgets
 
@@ -55,8 +56,12 @@ def precomputed_slider(description: str, values: Sequence, outputs: Sequence[str
     slider = widgets.SelectionSlider(options=values, value=values[0] if value is None else value,
                                      description=description, continuous_update=True,
                                      style={"description_width": "initial"})
-    pages = [widgets.HTML(f'<pre class="precomputed-output">{html.escape(text)}</pre>') for text in outputs]
-    shown = widgets.Stack(pages, selected_index=slider.index)
+    pages = [f'<pre class="precomputed-output">{html.escape(text)}</pre>' for text in outputs]
+    if not hasattr(widgets, "Stack"):  # ipywidgets 7 (Colab's): a kernel runs there, Python swaps the text
+        shown = widgets.HTML(pages[slider.index])
+        slider.observe(lambda change: setattr(shown, "value", pages[change["new"]]), names="index")
+        return widgets.VBox([slider, shown])
+    shown = widgets.Stack([widgets.HTML(page) for page in pages], selected_index=slider.index)
     widgets.jslink((slider, "index"), (shown, "selected_index"))
     return widgets.VBox([slider, shown])
 

@@ -291,6 +291,20 @@ def test_precomputed_slider_shows_the_output_of_its_position():
         precomputed_slider("width", [4, 8], ["only one"])
 
 
+def test_precomputed_slider_without_stack_swaps_the_text_in_python(monkeypatch):
+    """ipywidgets 7 (Colab's) has no Stack: there a kernel runs, and the slider's callback shows
+    the output of its position."""
+    import ipywidgets
+
+    from course_pkg.book import precomputed_slider
+
+    monkeypatch.delattr(ipywidgets, "Stack")
+    slider, shown = precomputed_slider("width", [4, 8, 12], ["a", "b", "c"], value=4).children
+    assert shown.value == '<pre class="precomputed-output">a</pre>'
+    slider.value = 12
+    assert shown.value == '<pre class="precomputed-output">c</pre>'
+
+
 def test_index_has_prerequisites_and_maps_chapters_to_assignments_with_times():
     index = (REPO / "book" / "index.md").read_text()
     assert "## Before you start" in index
