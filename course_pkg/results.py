@@ -261,11 +261,23 @@ def plot_table3(rows: list[Mapping[str, Any]], ax=None):
                label=f"{size} model{'s' if size > 1 else ''}")
     ax.set_xticks([j + width * (len(sizes) - 1) / 2 for j in range(len(labels))], labels, rotation=20,
                   ha="right", fontsize=8)
-    ax.set_ylabel("top-1 accuracy (%)")
     low = min(100 * r["top1"] for r in rows)
-    ax.set_ylim(max(0, low - 3), min(100, max(100 * r["top1"] for r in rows) + 1))
+    bottom = max(0, int(low - 3))
+    ax.set_ylim(bottom, min(100, max(100 * r["top1"] for r in rows) + 1))
+    if bottom > 0:  # the bars differ by a few points: zoomed in, and marked as such
+        ax.set_ylabel(f"top-1 accuracy (%)\naxis from {bottom}%, not 0")
+        _mark_axis_break(ax)
+    else:
+        ax.set_ylabel("top-1 accuracy (%)")
     ax.legend(fontsize=8)
     return fig
+
+
+def _mark_axis_break(ax) -> None:
+    """The usual two short slashes across the bottom of the y axis: it does not start at zero."""
+    kwargs = dict(transform=ax.transAxes, color="k", clip_on=False, lw=1)
+    for dy in (0.0, 0.03):
+        ax.plot((-0.015, 0.015), (0.02 + dy - 0.015, 0.02 + dy + 0.015), **kwargs)
 
 
 __all__ = ["REFERENCE_RUNS", "REPO_RESULTS", "SHIPPED", "SHIPPED_RESULTS", "T4_FP16_MACS_PER_S", "WHERE_ONLINE",

@@ -126,3 +126,15 @@ def test_two_runs_compare_paired_on_the_images_their_records_name():
     assert results.paired_runs(_record(1, 0.1, 0.8), _record(1, 0.1, 0.85, bits=after)) is None  # an old record
     with pytest.raises(ValueError, match="different test images"):
         results.paired_runs(_record(1, 0.1, 0.8, bits=before[:50]), _record(1, 0.1, 0.85, bits=after))
+
+
+def test_table3_axis_that_does_not_start_at_zero_says_so_and_is_marked():
+    rows = [{"label": "1 view", "models": 1, "top1": 0.90}, {"label": "10 views", "models": 1, "top1": 0.93}]
+    ax = results.plot_table3(rows).axes[0]
+    assert ax.get_ylim()[0] == 87 and "axis from 87%, not 0" in ax.get_ylabel()
+    marks = [line for line in ax.lines if not line.get_clip_on()]
+    assert len(marks) == 2, "the break mark: two slashes across the bottom of the y axis"
+    plt.close(ax.figure)
+    low = results.plot_table3([{"label": "1 view", "models": 1, "top1": 0.02}]).axes[0]
+    assert low.get_ylim()[0] == 0 and low.get_ylabel() == "top-1 accuracy (%)" and not low.lines
+    plt.close(low.figure)

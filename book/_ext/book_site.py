@@ -144,7 +144,8 @@ class AuthorYearStyle(UnsrtStyle):
 
 register_plugin("pybtex.style.formatting", "course_authoryear", AuthorYearStyle)
 
-_TITLE = re.compile(r"""(?:suptitle|set_title)\(\s*(["'])([^"'{}]+)\1""")
+# a title in either kind of quotes, the other kind allowed inside ("C3's connection table")
+_TITLE = re.compile(r"""(?:suptitle|set_title)\(\s*(["'])((?:(?!\1)[^{}\\\n])+)\1""")
 
 
 def _alt_text(app: Sphinx, doctree, docname: str) -> None:
