@@ -284,9 +284,7 @@ def test_chapter_ends_with_exercises_and_its_assignment_box(path):
                 f"{path.name}: the box should state the step {accuracy:.0%} -> {6 * fraction:g} of 6 points")
 
 
-# Chapters rewritten on another branch (book-figures leaves them alone): their boxes do not yet say
-# what earns full points.  Remove a chapter from this set once its box does.
-FULL_POINTS_PENDING = {"07_training_cifar10", "08_multicrop"}
+FULL_POINTS_PENDING: set[str] = set()  # chapters whose box does not say yet what earns full points
 
 
 def test_precomputed_slider_shows_the_output_of_its_position():
