@@ -109,13 +109,12 @@ def aux_facts(runs: Mapping[str, Mapping[str, Any]], with_aux: str = "faithful",
              "aux_minutes": f"{a['cpu_minutes']:.0f} and {b['cpu_minutes']:.0f}",
              "aux_paper": f"{100 * PAPER_AUX_GAIN:.1f}"}
     if pair is None:
-        facts["aux_against_paper"] = "cannot be set against the paper's without an interval"
+        facts["aux_against_paper"] = "cannot be judged without an interval"
     elif pair["low"] <= PAPER_AUX_GAIN <= pair["high"]:
-        facts["aux_against_paper"] = "is consistent with the paper's (its interval holds it)"
+        facts["aux_against_paper"] = "is consistent with it (the interval holds it)"
     else:
-        facts["aux_against_paper"] = ("is larger than the paper's (its interval lies above it)"
-                                      if pair["low"] > PAPER_AUX_GAIN else
-                                      "is smaller than the paper's (its interval lies below it)")
+        facts["aux_against_paper"] = ("is larger (its interval lies above it)" if pair["low"] > PAPER_AUX_GAIN
+                                      else "is smaller (its interval lies below it)")
     return facts
 
 

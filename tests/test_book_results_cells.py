@@ -170,7 +170,7 @@ def test_chapter7_pairs_the_aux_ablation_and_the_chunks_on_per_image_results(rep
     glued = _glued_chapter7(repo_root, CH7_RESULT_CELLS[:1])
     # d = 0.02, se = sqrt(200 - 200^2 / 10,000) / 10,000 = 0.0014; the interval lies above the paper's 0.5 points
     assert glued["aux_reading"].startswith("+2.00 points (95% interval +1.73 to +2.27): higher on these images")
-    assert glued["aux_against_paper"] == "is larger than the paper's (its interval lies above it)"
+    assert glued["aux_against_paper"] == "is larger (its interval lies above it)"
     # the last step: 50 images only chunk 3 gets right; the independent-sample interval is far wider
     assert "faithful_chunk3 against faithful_chunk2: +0.50 points" in glued["faithful_steps"]
     assert float(glued["faithful_paired_halfwidth"]) < float(glued["faithful_independent_halfwidth"])
