@@ -138,7 +138,8 @@ def publish(out: Path, html: bool = True) -> Path:
     """Write the student set into ``out``.  ``html``: with the built book, which must exist
     (``make book``); the students' README points at ``html/index.html``."""
     if html and not (BUILT_HTML / "index.html").is_file():
-        raise SystemExit(f"{BUILT_HTML.relative_to(ROOT)}/index.html does not exist: build the book first "
+        shown = BUILT_HTML.relative_to(ROOT) if BUILT_HTML.is_relative_to(ROOT) else BUILT_HTML
+        raise SystemExit(f"{shown}/index.html does not exist: build the book first "
                          "(`make book`), or publish without it (`python tools/publish.py --no-html`; students "
                          "then read the book on the course's web site)")
     if out.resolve() == ROOT or ROOT in out.resolve().parents and out.name in ("solutions", "assignments"):

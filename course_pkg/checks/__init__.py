@@ -33,7 +33,7 @@ One module per kind of check, all importable from here (notebooks call ``checks.
 
 from __future__ import annotations
 
-from .answers import diagnose_answers
+from .answers import diagnose_answers, diagnose_by_hand
 from .checkpoint import cifar10_test_subset, load_student_checkpoint, subset_accuracy
 from ..models.googlenet import table1_modules
 from .inception import BRANCHES, TORCHVISION_5X5, diagnose_inception, inception_findings  # noqa: F401
@@ -60,6 +60,7 @@ __all__ = [
     "diagnose_inception",
     "diagnose_model",
     "diagnose_answers",
+    "diagnose_by_hand",
     "describe_view",
     "diagnose_views",
     "load_student_checkpoint",
