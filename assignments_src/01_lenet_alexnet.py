@@ -113,30 +113,9 @@ checks.self_check_answers(globals(), "lenet_by_hand", points=2)
 handover.give("lenet_shapes", "lenet_params")
 ### BEGIN HIDDEN TESTS
 checks.defined(globals(), "lenet_shapes", "lenet_params")
-from course_pkg.models import create as _create
-from course_pkg.profile import count_params as _params
-_ref = _create("lenet5", variant="modern").eval()
-_shapes = {}
-_hooks = [getattr(_ref, _n).register_forward_hook(
-              lambda _m, _i, _o, _n=_n: _shapes.__setitem__(_n, tuple(_o.shape[1:])))
-          for _n in ("c1", "s2", "c3", "s4", "c5")]
-with torch.no_grad():
-    _ref(torch.zeros(1, 1, 32, 32))
-for _h in _hooks:
-    _h.remove()
-_expected = {_n: _params(getattr(_ref, _n)) for _n in ("c1", "c3", "c5", "f6", "output")}
-
-def _hint(key, got, expected):
-    layer = getattr(_ref, key)
-    if got == expected - layer.bias.numel():
-        return "the biases are missing (one per output channel or unit)"
-    return None
-
-_findings = checks.diagnose_answers({k: tuple(v) if isinstance(v, (list, tuple)) else v
-                                    for k, v in lenet_shapes.items()},
-                                   _shapes, "lenet_shapes")
-_findings += checks.diagnose_answers(lenet_params, _expected, "lenet_params", _hint)
-checks.fail_on(_findings, "LeNet-5 by hand")
+# the shapes and counts of the course's LeNet-5 and the hint for missing biases, as the self-check
+# above computes them (course_pkg.checks.answers)
+checks.fail_on(checks.diagnose_by_hand(globals(), "lenet_by_hand"), "LeNet-5 by hand")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -272,18 +251,6 @@ checks.self_check_answers(globals(), "bottleneck", points=2)
 handover.give("bottleneck")
 ### BEGIN HIDDEN TESTS
 checks.defined(globals(), "bottleneck")
-from course_pkg.profile import count_macs as _macs, count_params as _params
-_direct = nn.Conv2d(192, 32, 5, padding=2)
-_reduced = nn.Sequential(nn.Conv2d(192, 16, 1), nn.Conv2d(16, 32, 5, padding=2))
-_expected = {"direct_params": _params(_direct), "direct_macs": _macs(_direct, (192, 28, 28)),
-             "reduced_params": _params(_reduced), "reduced_macs": _macs(_reduced, (192, 28, 28))}
-
-def _hint(key, got, expected):
-    if key.endswith("_macs") and got * 28 * 28 == expected:
-        return "that is per output position; there are 28 x 28 of them"
-    if key.endswith("_params") and got > expected:
-        return "parameters do not depend on the 28 x 28 map size"
-    return None
-
-checks.fail_on(checks.diagnose_answers(bottleneck, _expected, "bottleneck", _hint), "1x1 bottleneck")
+# the counts of both designs and the hints (per position, map size), as the self-check computes them
+checks.fail_on(checks.diagnose_by_hand(globals(), "bottleneck"), "1x1 bottleneck")
 ### END HIDDEN TESTS

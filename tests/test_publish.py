@@ -50,8 +50,10 @@ def secrets() -> tuple[set[str], set[str]]:
             for region in _regions(text, BEGIN, END):
                 literals |= set(re.findall(r"\b\d{6,}\b", region))
                 hidden |= {line.strip() for line in region.splitlines() if len(line.strip()) > 15}
-    # a line the students are given anyway (the same call in a visible part) is no secret
-    return hidden - public, literals
+    # a line the students are given anyway (the same call in a visible part, or a message of the
+    # published package, whose self-checks give the same hints) is no secret
+    package = "\n".join(source.read_text() for source in (REPO / "course_pkg").rglob("*.py"))
+    return {line for line in hidden - public if line not in package}, literals
 
 
 @pytest.fixture(scope="module")
