@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     from course_pkg.cli import main as course
     from course_pkg.recipes import MNIST
 
+    at = commit()  # before --publish writes the checkpoint into the tree, which would read as -dirty
     work = SCRATCH / "lenet" if args.out_dir == RESULTS else args.out_dir / "checkpoints"
     work.mkdir(parents=True, exist_ok=True)
     runs = []
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
     date = dt.datetime.now(dt.timezone.utc)
     env = {"device": "cpu", "device_name": device_name("cpu"),
-           "threads": args.threads, "date": date.isoformat(timespec="seconds"), "commit": commit(),
+           "threads": args.threads, "date": date.isoformat(timespec="seconds"), "commit": at,
            "load_average_1min": round(os.getloadavg()[0], 2), "limit": args.limit,
            "command": "python benchmarks/train_lenet.py " + " ".join(sys.argv[1:] if argv is None else argv)}
     quick = [r for r in runs if r["within_quick_budget"]]
