@@ -311,9 +311,11 @@ class SandboxedExecute(NbGraderPreprocessor):  # type: ignore[misc,valid-type]
             results_dir = f"{inside}/{sandbox.RESULTS}"
             import sys
 
+            # the course package without the reference implementations this assignment grades
+            overlays = [] if unsafe else sandbox.hidden_package(notebook, private / "hidden")
             outcome = sandbox.run(work, [sys.executable, "-m", "course_pkg.grading.harness",
                                          f"{inside}/{nb_file.name}", results_dir, str(timeout)],
-                                  limits, unsafe=unsafe)
+                                  limits, unsafe=unsafe, overlays=overlays)
             if outcome.returncode is None:
                 flags.append(f"the whole notebook ran past the outer limit of {limits.wall_seconds:.0f} s "
                              f"({tests} test cells); later cells were not graded")
