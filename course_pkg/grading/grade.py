@@ -150,8 +150,38 @@ def _grade_all(layout: Layout, args: argparse.Namespace, todo: list[StudentResul
             one(item)
 
 
+def flag_copied_code(layout: Layout, assignment: str, results: dict[str, StudentResult]) -> None:
+    """Add to each graded student's flags (for this report; recomputed every run) the code they
+    wrote that holds a reference definition of the course, and the classmates whose written code is
+    near-identical to theirs (:mod:`course_pkg.grading.verdict`'s copied-code flags; the starter
+    code of the released notebook excluded)."""
+    import nbformat
+
+    from .verdict import code_shingles, pasted_reference_flags, similar_notebooks
+
+    def read(path: Path):
+        try:
+            return nbformat.read(str(path), as_version=4)
+        except Exception:  # noqa: BLE001 -- an unreadable notebook compares with nothing
+            return None
+
+    released = read(layout.release / assignment / f"{assignment}.ipynb")
+    starter = set().union(*(code_shingles(c.source) for c in released.cells if c.cell_type == "code")) \
+        if released is not None else set()
+    notebooks = {}
+    for r in results.values():
+        path = layout.autograded / r.student / assignment / f"{assignment}.ipynb"
+        nb = read(path) if r.status == "graded" and path.is_file() else None
+        if nb is not None:
+            notebooks[r.student] = nb
+            r.flags = [*r.flags, *pasted_reference_flags(nb, assignment, starter)]
+    for student, flags in similar_notebooks(notebooks, starter).items():
+        results[student].flags = [*results[student].flags, *flags]
+
+
 def _report(layout: Layout, args: argparse.Namespace, results: dict[str, StudentResult]) -> Path:
     assignment, root = args.assignment, layout.root
+    flag_copied_code(layout, assignment, results)
     cells = read_scores(layout, assignment, results)
     graded = [r for r in results.values() if r.status == "graded"]
     if not args.no_feedback and graded:

@@ -10,8 +10,9 @@ student code.  The notebook runs here, in `bubblewrap <https://github.com/contai
   drops to a uid of this sandbox's own (:func:`host_uid`), a second bwrap makes the namespaces;
 - a read-only root: the Python installation and the package the grader itself imports (wherever
   it is installed), less the reference implementations of what the assignment grades
-  (:data:`HIDDEN`: placeholders bound over them, compiled files masked, :func:`hidden_package`).  Writable are only size-limited tmpfs mounts: the student's copy (``WORKDIR``,
-  filled from a read-only view of the private folder), ``/tmp`` and ``/dev/shm``;
+  (:data:`HIDDEN`: placeholders bound over them, compiled files masked, :func:`hidden_package`).
+  Writable are only size-limited tmpfs mounts: the student's copy (``WORKDIR``, filled from a
+  read-only view of the private folder), ``/tmp`` and ``/dev/shm``;
 - per-student caps: processes (cgroup ``pids.max``, else ``RLIMIT_NPROC`` of that uid), memory of
   all its processes together (cgroup ``memory.max``, else a watchdog that kills the largest process
   as the OOM killer would), disk (the tmpfs sizes), file size, wall time (:func:`enforcement`);
@@ -335,7 +336,8 @@ def command(bwrap: str, private: Path, argv: list[str], env: dict[str, str], lim
     if uid is None:
         return [*spaces, *_mounts(private, limits, overlays), *devices, *inside]
     # root: the file system as root, then the namespaces as an unprivileged host uid
-    return [bwrap, "--die-with-parent", *_mounts(private, limits, overlays), "--dev", "/dev", "--bind", "/proc", "/proc",
+    return [bwrap, "--die-with-parent", *_mounts(private, limits, overlays), "--dev", "/dev",
+            "--bind", "/proc", "/proc",
             "--remount-ro", "/", "--", shutil.which("setpriv") or "setpriv", f"--reuid={uid}", f"--regid={uid}",
             "--clear-groups", "--", *spaces, "--bind", "/", "/", *devices, *inside]
 
