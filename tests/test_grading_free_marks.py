@@ -207,7 +207,7 @@ def test_near_identical_notebooks_are_flagged_for_both_but_starter_code_is_not()
         c.source = c.source.replace("branches", "paths").replace("x)", "inp)") + "\n# written alone"
     flags = verdict.similar_notebooks({"ann": solution, "bob": renamed, "cid": released, "dan": released}, starter)
     assert sorted(flags) == ["ann", "bob"], flags
-    assert "bob's" in flags["ann"][0] and "ann's" in flags["bob"][0] and "%" in flags["ann"][0]
+    assert "that of bob (" in flags["ann"][0] and "that of ann (" in flags["bob"][0], flags
     # an independent implementation of the same module (torchvision's, in the notebook's names)
     import importlib
     import inspect

@@ -347,16 +347,21 @@ def similar_notebooks(notebooks: dict[str, Any], starter: set[int]) -> dict[str,
         shingles = set().union(*(code_shingles(src) for _, src in written_code(nb))) - starter
         if len(shingles) >= MIN_SHINGLES:
             sets[student] = shingles
-    flags: dict[str, list[str]] = {}
+    pairs: dict[str, list[tuple[float, str]]] = {}
     names = sorted(sets)
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             sim = len(sets[a] & sets[b]) / len(sets[a] | sets[b])
             if sim >= SIMILAR_PAIR:
-                for me, other in ((a, b), (b, a)):
-                    flags.setdefault(me, []).append(
-                        f"written code {sim:.0%} similar to {other}'s (normalised code, starter code excluded; "
-                        f"flagged from {SIMILAR_PAIR:.0%})")
+                pairs.setdefault(a, []).append((sim, b))
+                pairs.setdefault(b, []).append((sim, a))
+    flags = {}
+    for student, found in pairs.items():
+        found.sort(key=lambda pair: (-pair[0], pair[1]))
+        shown = ", ".join(f"{other} ({sim:.0%})" for sim, other in found[:10])
+        more = f" and {len(found) - 10} more" if len(found) > 10 else ""
+        flags[student] = [f"written code near-identical to that of {shown}{more} (Jaccard similarity of normalised "
+                          f"code, starter code excluded, flagged from {SIMILAR_PAIR:.0%})"]
     return flags
 
 
