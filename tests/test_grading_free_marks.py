@@ -218,3 +218,28 @@ def test_near_identical_notebooks_are_flagged_for_both_but_starter_code_is_not()
         if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") in ("inception_module", "naive_module"):
             c.source = tv
     assert verdict.similar_notebooks({"ann": solution, "eve": other}, starter) == {}
+
+
+def test_the_flag_thresholds_separate_copies_from_honest_work():
+    """benchmarks/copy_thresholds.py's measurements, with a margin of 2x on the honest side of the
+    weight distance and 0.2 on the code measures (GUARANTEES_free_marks.md quotes them)."""
+    import sys
+
+    from course_pkg.grading import verdict
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import copy_thresholds
+
+    weights = copy_thresholds.weight_rows()
+    for name, distance in weights:
+        if "(honest)" in name or "another run" in name:
+            assert distance >= 2 * verdict.NEAR_SHIPPED, (name, distance)
+        elif "chunk 2" in name or "noise of 0.01" in name or "noise of 0.1 " in name:
+            assert distance < verdict.NEAR_SHIPPED, (name, distance)
+    for kind, name, value in copy_thresholds.code_rows():
+        if kind == "reference" and "(honest)" in name:
+            assert value <= verdict.PASTED_REFERENCE - 0.2, (name, value)
+        elif kind == "reference":
+            assert value >= verdict.PASTED_REFERENCE, (name, value)
+        else:
+            assert value <= verdict.SIMILAR_PAIR - 0.3, (name, value)
