@@ -13,7 +13,7 @@ Two tables, each row a pair and its measure, beside the threshold the grader fla
   (``PASTED_REFERENCE``: the course's solutions, pasted source) and the Jaccard similarity of
   two implementations of one specification (``SIMILAR_PAIR``).
 
-Reads only committed files; about 10 s on a 2-core CPU.  tests/test_grading_free_marks.py runs it.
+Reads only committed files (and git history).  tests/test_grading_free_marks.py runs it.
 """
 
 from __future__ import annotations
