@@ -1,9 +1,9 @@
-"""The measurements behind ``course grade``'s copied-work flags (issue 26, item 1).
+"""The measurements behind ``course grade``'s copied-work flags.
 
     python benchmarks/copy_thresholds.py
 
 Two tables, each row a pair and its measure, beside the threshold the grader flags at
-(:mod:`course_pkg.grading.verdict`):
+(:mod:`course_pkg.grading.copying`):
 
 - weights: the relative L2 distance between a checkpoint and the shipped faithful network
   (``NEAR_SHIPPED``): copies with noise, further training, the course's own first run (what an
@@ -29,7 +29,7 @@ import nbformat
 import torch
 
 from course_pkg import pretrained
-from course_pkg.grading import verdict
+from course_pkg.grading import copying
 from course_pkg.models import create
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ FIRST_RUN = "be28743"  # the faithful network's first 6-epoch schedule, as then 
 
 
 def _weights(obj) -> dict[str, torch.Tensor]:
-    return verdict._weights_of(obj)
+    return copying._weights_of(obj)
 
 
 def _noisy(state: dict[str, torch.Tensor], fraction: float, seed: int = 5) -> dict[str, torch.Tensor]:
@@ -52,7 +52,7 @@ def weight_rows() -> list[tuple[str, float]]:
     rows = []
 
     def add(name: str, state: dict[str, torch.Tensor]) -> None:
-        found = verdict.weight_distance(_weights(state), shipped)
+        found = copying.weight_distance(_weights(state), shipped)
         rows.append((name, found[0] if found else float("nan")))
 
     for fraction in (0.01, 0.1, 0.5):
@@ -79,7 +79,7 @@ def _notebook(kind: str, assignment: str):
 
 def _starter(assignment: str) -> set[int]:
     nb = _notebook("assignments", assignment)
-    return set().union(*(verdict.code_shingles(c.source) for c in nb.cells if c.cell_type == "code"))
+    return set().union(*(copying.code_shingles(c.source) for c in nb.cells if c.cell_type == "code"))
 
 
 def code_rows() -> list[tuple[str, str, float]]:
@@ -88,24 +88,24 @@ def code_rows() -> list[tuple[str, str, float]]:
     rows = []
     for assignment in ASSIGNMENTS:
         starter = _starter(assignment)
-        cells = [verdict.code_shingles(src) for _, src in verdict.written_code(_notebook("solutions", assignment))]
-        for name, source in verdict.reference_sources(assignment).items():
-            ref = verdict.code_shingles(source) - starter
-            if len(ref) < verdict.MIN_SHINGLES:
+        cells = [copying.code_shingles(src) for _, src in copying.written_code(_notebook("solutions", assignment))]
+        for name, source in copying.reference_sources(assignment).items():
+            ref = copying.code_shingles(source) - starter
+            if len(ref) < copying.MIN_SHINGLES:
                 continue
             best = max(len(ref & cell) / len(ref) for cell in cells)
             rows.append(("reference", f"{assignment} solution holds of {name} (honest)", best))
             renamed = re.sub(r"\bself\b", "me", source)
             rows.append(("reference", f"{name} pasted, renamed (copy)",
-                         len(ref & verdict.code_shingles(renamed)) / len(ref)))
+                         len(ref & copying.code_shingles(renamed)) / len(ref)))
 
     def jaccard(a: str, b: str, assignment: str) -> float:
         starter = _starter(assignment)
-        x, y = verdict.code_shingles(a) - starter, verdict.code_shingles(b) - starter
+        x, y = copying.code_shingles(a) - starter, copying.code_shingles(b) - starter
         return len(x & y) / len(x | y)
 
     def cell(assignment: str, grade_id: str) -> str:
-        return next(src for gid, src in verdict.written_code(_notebook("solutions", assignment)) if gid == grade_id)
+        return next(src for gid, src in copying.written_code(_notebook("solutions", assignment)) if gid == grade_id)
 
     tv_googlenet = importlib.import_module("torchvision.models.googlenet")
     tv_alexnet = importlib.import_module("torchvision.models.alexnet")
@@ -115,18 +115,18 @@ def code_rows() -> list[tuple[str, str, float]]:
     rows.append(("pair", "AlexNet: torchvision's and the course solution's (honest)",
                  jaccard(inspect.getsource(tv_alexnet.AlexNet), cell("01_lenet_alexnet", "alexnet"),
                          "01_lenet_alexnet")))
-    reference = verdict.reference_sources("02_inception_module")["course_pkg/models/inception.py:Inception"]
+    reference = copying.reference_sources("02_inception_module")["course_pkg/models/inception.py:Inception"]
     rows.append(("pair", "Inception: the course's reference and its solution (same authors)",
                  jaccard(reference, cell("02_inception_module", "inception_module"), "02_inception_module")))
     return rows
 
 
 def main() -> None:
-    print(f"weights: relative L2 distance to googlenet_cifar_faithful (flagged below {verdict.NEAR_SHIPPED})")
+    print(f"weights: relative L2 distance to googlenet_cifar_faithful (flagged below {copying.NEAR_SHIPPED})")
     for name, value in weight_rows():
         print(f"  {value:7.3f}  {name}")
-    print(f"code: share of a reference definition (flagged from {verdict.PASTED_REFERENCE}), "
-          f"Jaccard of two implementations (flagged from {verdict.SIMILAR_PAIR})")
+    print(f"code: share of a reference definition (flagged from {copying.PASTED_REFERENCE}), "
+          f"Jaccard of two implementations (flagged from {copying.SIMILAR_PAIR})")
     for kind, name, value in code_rows():
         print(f"  {value:7.3f}  {kind:9s} {name}")
 

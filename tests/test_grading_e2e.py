@@ -451,7 +451,7 @@ def test_nothing_of_a_student_runs_after_its_turn(graded2):
 
 
 def test_borrowing_the_reference_class_earns_nothing_and_is_flagged(graded2):
-    """Issue 26: the reference class is hidden from the sandbox, so importing it fails the parts it
+    """The reference class is hidden from the sandbox, so importing it fails the parts it
     would have answered (and only those); the import is still flagged for the instructor."""
     g = graded2.graded
     row = g.rows["borrower"]
@@ -608,11 +608,11 @@ def test_rerun_grades_only_new_or_changed(course, graded2, tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
-# Issue 26, item 1: full marks with no work (assignment 2; assignment 3's weights below)
+# Full marks with no work (assignment 2; assignment 3's weights below)
 # --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def graded_free_marks(course, tmp_path_factory) -> Graded:
-    """Students who earned full marks without work of their own before issue 26: the reference
+    """Students who earned full marks without work of their own before the grader hid the reference
     class reached through importlib with a computed name, the reference source pasted (renamed),
     a module whose forward passes hand over zeros; and an honest solution written differently."""
     import inspect
@@ -768,7 +768,7 @@ def graded3(course, course_data, tmp_path_factory) -> tuple[Graded, Path]:
 
     write(subs / "trained", f"{A3}.ipynb", solved(A3))
     torch.save(pretrained.load("googlenet_cifar_faithful").state_dict(), subs / "trained" / "googlenet_cifar.pt")
-    # the same weights with tiny noise added (issue 26): still the course's network, flagged
+    # the same weights with tiny noise added: still the course's network, flagged
     write(subs / "noisy", f"{A3}.ipynb", solved(A3))
     torch.manual_seed(1)
     torch.save({k: v + 1e-3 * v.float().std() * torch.randn_like(v) if v.is_floating_point() and v.numel() > 1 else v
@@ -881,7 +881,7 @@ def test_solution_with_trained_checkpoint_scores_full_marks(graded3):
 
 
 def test_shipped_weights_as_ones_own_are_flagged_with_the_distance(graded3):
-    """Issue 26: the shipped network handed in as the student's checkpoint, as is or with noise,
+    """The shipped network handed in as the student's checkpoint, as is or with noise,
     is flagged for manual review with its distance; an untrained network of the course's own seed
     and initialisation (the solver) is not."""
     graded, _ = graded3
@@ -899,7 +899,7 @@ def test_solution_full_blank_zero_lenet_alexnet(course, tmp_path):
     assignment = "01_lenet_alexnet"
     write(tmp_path / "solver", f"{assignment}.ipynb", solved(assignment))
     write(tmp_path / "blank", f"{assignment}.ipynb", released(assignment))
-    nb = solved(assignment)  # issue 26: the reference network, reached through the registry
+    nb = solved(assignment)  # the reference network, reached through the registry
     cell(nb, "lenet5").source = ("from course_pkg.models import create\n"
                                  "LeNet5 = lambda: create('lenet5', variant='modern')\n")
     write(tmp_path / "registry", f"{assignment}.ipynb", nb)

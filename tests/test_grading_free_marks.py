@@ -1,4 +1,4 @@
-"""Issue 26, item 1 ("full marks with no work, unflagged"), the parts that need no sandboxed kernel:
+"""Full marks with no work, and copied work unflagged: the parts that need no sandboxed kernel:
 the grader recomputes what a handed-over module's layers give, the sandbox's course package
 without the reference implementations, and the flags for copied work.  The end-to-end tests
 (a class graded in sandboxes) are in the hostile class of tests/test_grading_e2e.py."""
@@ -13,7 +13,7 @@ import torch.nn as nn
 
 from course_pkg import checks
 from course_pkg.checks import handover
-from course_pkg.grading import replicas, sandbox
+from course_pkg.grading import hidden, replicas
 from course_pkg.models.inception import Inception
 
 
@@ -54,7 +54,7 @@ def test_a_forward_of_zeros_fails_the_module_output(tmp_path):
 
 
 def test_forged_records_of_zeros_earn_nothing(tmp_path):
-    """A hand-written record: the right layers, every output zeros (the attack of issue 26)."""
+    """A hand-written record: the right layers, every output zeros (once worth 13 points)."""
     ns = _handed_over(tmp_path, Inception)
     forged = _handed_over(tmp_path, Inception)
     for entry in forged["Inception"]._built.values():
@@ -98,7 +98,7 @@ def test_hidden_definitions_raise_and_the_rest_of_the_module_stays(monkeypatch):
     monkeypatch.setattr(registry, "_REGISTRY", {})  # the placeholder builders register themselves again
 
     source = Path(googlenet.__file__).read_text()
-    stub = sandbox.hide_definitions(source, ("GoogLeNet", "InceptionAux", "googlenet", "googlenet_cifar"))
+    stub = hidden.hide_definitions(source, ("GoogLeNet", "InceptionAux", "googlenet", "googlenet_cifar"))
     assert "class GoogLeNet(" not in stub and "class InceptionAux(" not in stub
     namespace: dict = {"__name__": "course_pkg.models.googlenet_hidden"}
     exec(compile(stub, "stub", "exec"), namespace)  # noqa: S102 -- the course's own source
@@ -111,14 +111,14 @@ def test_hidden_definitions_raise_and_the_rest_of_the_module_stays(monkeypatch):
         registry.create("googlenet_cifar")
 
 
-@pytest.mark.parametrize("assignment", sorted(sandbox.HIDDEN))
+@pytest.mark.parametrize("assignment", sorted(hidden.HIDDEN))
 def test_every_hidden_name_exists(assignment, tmp_path):
-    binds = sandbox.hidden_package(assignment, tmp_path / "hidden")
+    binds = hidden.hidden_package(assignment, tmp_path / "hidden")
     import course_pkg
 
     root = Path(course_pkg.__file__).parent
     targets = {Path(t) for _, t in binds}
-    for rel in sandbox.HIDDEN[assignment]:
+    for rel in hidden.HIDDEN[assignment]:
         assert root / rel in targets or root.resolve() / rel in targets
     for source, _ in binds:
         assert Path(source).exists()
@@ -129,7 +129,7 @@ def test_every_hidden_name_exists(assignment, tmp_path):
 # --------------------------------------------------------------------------------------------
 def test_weights_near_a_shipped_checkpoint_are_flagged_with_the_distance(tmp_path):
     from course_pkg import pretrained
-    from course_pkg.grading import verdict
+    from course_pkg.grading import copying
     from course_pkg.models import create
 
     shipped = pretrained.load("googlenet_cifar_faithful").state_dict()
@@ -139,7 +139,7 @@ def test_weights_near_a_shipped_checkpoint_are_flagged_with_the_distance(tmp_pat
     (tmp_path / "copied").mkdir()
     torch.save(shipped, tmp_path / "copied" / "googlenet_cifar.pt")
     torch.save(noisy, tmp_path / "copied" / "noisy.pt")
-    flags = verdict.shipped_weight_flags(tmp_path / "copied")
+    flags = copying.shipped_weight_flags(tmp_path / "copied")
     assert len(flags) == 2, flags
     assert all("googlenet_cifar_faithful" in f and "relative L2 distance" in f for f in flags)
     assert "distance 0.0000" in next(f for f in flags if f.startswith("googlenet_cifar.pt"))
@@ -150,7 +150,7 @@ def test_weights_near_a_shipped_checkpoint_are_flagged_with_the_distance(tmp_pat
     torch.save(create("googlenet_cifar", stem="16").state_dict(), tmp_path / "own" / "googlenet_cifar.pt")
     torch.save(create("lenet5").state_dict(), tmp_path / "own" / "lenet.pt")
     (tmp_path / "own" / "notes.pt").write_bytes(b"PK\x03\x04 not a zip")
-    assert verdict.shipped_weight_flags(tmp_path / "own") == []
+    assert copying.shipped_weight_flags(tmp_path / "own") == []
 
 
 def _notebook(*sources: str):
@@ -165,10 +165,10 @@ def _notebook(*sources: str):
 def _starter(assignment: str) -> set[int]:
     import nbformat
 
-    from course_pkg.grading import verdict
+    from course_pkg.grading import copying
 
     nb = nbformat.read(f"assignments/{assignment}/{assignment}.ipynb", as_version=4)
-    return set().union(*(verdict.code_shingles(c.source) for c in nb.cells if c.cell_type == "code"))
+    return set().union(*(copying.code_shingles(c.source) for c in nb.cells if c.cell_type == "code"))
 
 
 def test_pasted_reference_code_is_flagged_even_renamed_but_the_solution_is_not():
@@ -176,19 +176,19 @@ def test_pasted_reference_code_is_flagged_even_renamed_but_the_solution_is_not()
 
     import nbformat
 
-    from course_pkg.grading import verdict
+    from course_pkg.grading import copying
     from course_pkg.models import inception
 
     A2 = "02_inception_module"
     starter = _starter(A2)
     solution = nbformat.read(f"solutions/{A2}/{A2}.ipynb", as_version=4)
-    assert verdict.pasted_reference_flags(solution, A2, starter) == []
+    assert copying.pasted_reference_flags(solution, A2, starter) == []
     import inspect
 
     source = inspect.getsource(inception.Inception)
     renamed = re.sub(r"\bbranch(\w+)", r"path\1", source).replace("self", "me")
     renamed = "# my own work\n" + re.sub(r'""".*?"""', '"""mine"""', renamed, flags=re.S)
-    flags = verdict.pasted_reference_flags(_notebook("import torch", renamed), A2, starter)
+    flags = copying.pasted_reference_flags(_notebook("import torch", renamed), A2, starter)
     assert len(flags) == 1 and "part1" in flags[0] and "inception.py:Inception" in flags[0], flags
     assert "100%" in flags[0]
 
@@ -196,7 +196,7 @@ def test_pasted_reference_code_is_flagged_even_renamed_but_the_solution_is_not()
 def test_near_identical_notebooks_are_flagged_for_both_but_starter_code_is_not():
     import nbformat
 
-    from course_pkg.grading import verdict
+    from course_pkg.grading import copying
 
     A2 = "02_inception_module"
     starter = _starter(A2)
@@ -205,7 +205,7 @@ def test_near_identical_notebooks_are_flagged_for_both_but_starter_code_is_not()
     renamed = nbformat.from_dict(solution)
     for c in renamed.cells:
         c.source = c.source.replace("branches", "paths").replace("x)", "inp)") + "\n# written alone"
-    flags = verdict.similar_notebooks({"ann": solution, "bob": renamed, "cid": released, "dan": released}, starter)
+    flags = copying.similar_notebooks({"ann": solution, "bob": renamed, "cid": released, "dan": released}, starter)
     assert sorted(flags) == ["ann", "bob"], flags
     assert "that of bob (" in flags["ann"][0] and "that of ann (" in flags["bob"][0], flags
     # an independent implementation of the same module (torchvision's, in the notebook's names)
@@ -217,7 +217,7 @@ def test_near_identical_notebooks_are_flagged_for_both_but_starter_code_is_not()
     for c in other.cells:
         if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") in ("inception_module", "naive_module"):
             c.source = tv
-    assert verdict.similar_notebooks({"ann": solution, "eve": other}, starter) == {}
+    assert copying.similar_notebooks({"ann": solution, "eve": other}, starter) == {}
 
 
 def test_the_flag_thresholds_separate_copies_from_honest_work():
@@ -225,7 +225,7 @@ def test_the_flag_thresholds_separate_copies_from_honest_work():
     weight distance and 0.2 on the code measures (GUARANTEES_free_marks.md quotes them)."""
     import sys
 
-    from course_pkg.grading import verdict
+    from course_pkg.grading import copying
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import copy_thresholds
@@ -233,13 +233,13 @@ def test_the_flag_thresholds_separate_copies_from_honest_work():
     weights = copy_thresholds.weight_rows()
     for name, distance in weights:
         if "(honest)" in name or "another run" in name:
-            assert distance >= 2 * verdict.NEAR_SHIPPED, (name, distance)
+            assert distance >= 2 * copying.NEAR_SHIPPED, (name, distance)
         elif "chunk 2" in name or "noise of 0.01" in name or "noise of 0.1 " in name:
-            assert distance < verdict.NEAR_SHIPPED, (name, distance)
+            assert distance < copying.NEAR_SHIPPED, (name, distance)
     for kind, name, value in copy_thresholds.code_rows():
         if kind == "reference" and "(honest)" in name:
-            assert value <= verdict.PASTED_REFERENCE - 0.2, (name, value)
+            assert value <= copying.PASTED_REFERENCE - 0.2, (name, value)
         elif kind == "reference":
-            assert value >= verdict.PASTED_REFERENCE, (name, value)
+            assert value >= copying.PASTED_REFERENCE, (name, value)
         else:
-            assert value <= verdict.SIMILAR_PAIR - 0.3, (name, value)
+            assert value <= copying.SIMILAR_PAIR - 0.3, (name, value)

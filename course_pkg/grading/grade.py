@@ -152,12 +152,12 @@ def _grade_all(layout: Layout, args: argparse.Namespace, todo: list[StudentResul
 
 def flag_copied_code(layout: Layout, assignment: str, results: dict[str, StudentResult]) -> None:
     """Add to each graded student's flags (for this report; recomputed every run) the code they
-    wrote that holds a reference definition of the course, and the classmates whose written code is
-    near-identical to theirs (:mod:`course_pkg.grading.verdict`'s copied-code flags; the starter
-    code of the released notebook excluded)."""
+    wrote that holds a reference definition of the course, the classmates whose written code is
+    near-identical to theirs (the released notebook's starter code excluded), and submitted weights
+    near a checkpoint the course ships (:mod:`course_pkg.grading.copying`)."""
     import nbformat
 
-    from .verdict import code_shingles, pasted_reference_flags, similar_notebooks
+    from .copying import code_shingles, pasted_reference_flags, shipped_weight_flags, similar_notebooks
 
     def read(path: Path):
         try:
@@ -175,6 +175,9 @@ def flag_copied_code(layout: Layout, assignment: str, results: dict[str, Student
         if nb is not None:
             notebooks[r.student] = nb
             r.flags = [*r.flags, *pasted_reference_flags(nb, assignment, starter)]
+        submitted = layout.submitted / r.student / assignment
+        if r.status == "graded" and submitted.is_dir():
+            r.flags = [*r.flags, *shipped_weight_flags(submitted)]
     for student, flags in similar_notebooks(notebooks, starter).items():
         results[student].flags = [*results[student].flags, *flags]
 

@@ -9,10 +9,9 @@ student code.  The notebook runs here, in `bubblewrap <https://github.com/contai
   ``RLIMIT_NPROC`` does not count.  As root, a first bwrap builds the file system, ``setpriv``
   drops to a uid of this sandbox's own (:func:`host_uid`), a second bwrap makes the namespaces;
 - a read-only root: the Python installation and the package the grader itself imports (wherever
-  it is installed), less the reference implementations of what the assignment grades
-  (:data:`HIDDEN`: placeholders bound over them, compiled files masked, :func:`hidden_package`).
-  Writable are only size-limited tmpfs mounts: the student's copy (``WORKDIR``, filled from a
-  read-only view of the private folder), ``/tmp`` and ``/dev/shm``;
+  it is installed), less what the assignment grades (:mod:`course_pkg.grading.hidden`).  Writable
+  are only size-limited tmpfs mounts: the student's copy (``WORKDIR``, filled from a read-only
+  view of the private folder), ``/tmp`` and ``/dev/shm``;
 - per-student caps: processes (cgroup ``pids.max``, else ``RLIMIT_NPROC`` of that uid), memory of
   all its processes together (cgroup ``memory.max``, else a watchdog that kills the largest process
   as the OOM killer would), disk (the tmpfs sizes), file size, wall time (:func:`enforcement`);
@@ -35,7 +34,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from .harness import CHANNEL_ENV, Receiver
 
@@ -177,126 +176,9 @@ def python_path() -> str | None:
     return None if home in sites else str(home)
 
 
-# --------------------------------------------------------------------------------------------
-# The course package as a graded notebook sees it: the reference implementations hidden
-# --------------------------------------------------------------------------------------------
-#: Per assignment, what the sandbox's ``course_pkg`` does not contain: for each module (a path
-#: under ``course_pkg``), the top-level classes and functions that implement what the assignment
-#: grades, or hold something that does (GoogLeNet holds the inception module, the model builders
-#: build the classes).  Each is replaced by a placeholder that raises
-#: :class:`~course_pkg.checks.feedback.HiddenWhileGrading`; everything else of the module stays, so
-#: what the notebook legitimately imports (``BasicConv2d``, ``INCEPTION_FILTERS``, assignment 3's
-#: ``Inception``, assignment 4's GoogLeNet) still imports.  The hidden tests run in the grader's
-#: process, which imports the whole package.
-HIDDEN: dict[str, dict[str, tuple[str, ...]]] = {
-    "01_lenet_alexnet": {
-        "models/lenet.py": ("LeNet5", "lenet5", "param_counts"),
-        "models/alexnet.py": ("AlexNet", "alexnet", "param_split"),
-    },
-    "02_inception_module": {
-        "models/inception.py": ("InceptionNaive", "Inception", "inception_naive", "inception"),
-        "models/googlenet.py": ("InceptionAux", "GoogLeNet", "googlenet", "googlenet_cifar"),
-    },
-    "03_googlenet_aux": {
-        "models/googlenet.py": ("InceptionAux", "GoogLeNet", "googlenet", "googlenet_cifar"),
-        "train.py": ("googlenet_loss", "_loss"),
-    },
-    "04_multicrop": {
-        "multicrop.py": ("multicrop_views", "multicrop_boxes", "distinct_views", "view_order", "_plan", "_cut",
-                         "_five_origins"),
-        "evaluate.py": ("reduce_views", "predict_multicrop", "predict_multicrop_per_model"),
-        "table3.py": ("view_keys", "render_view", "view_probabilities", "set_probabilities"),
-    },
-}
-
-_PLACEHOLDERS = '''
-
-def _course_hidden(name):
-    from course_pkg.checks.feedback import HiddenWhileGrading
-
-    return HiddenWhileGrading(
-        f"{__name__}.{name} is the course's reference implementation of what this assignment grades: "
-        "it is hidden while the notebook is graded (write your own; the self-checks run outside grading)")
-
-
-def _course_hidden_class(name):
-    def refuse(cls, *args, **kwargs):
-        raise _course_hidden(name)
-
-    return type(name, (), {"__new__": refuse, "__module__": __name__, "__doc__": "hidden while grading"})
-
-
-def _course_hidden_function(name):
-    def hidden(*args, **kwargs):
-        raise _course_hidden(name)
-
-    hidden.__name__ = hidden.__qualname__ = name
-    return hidden
-'''
-
-
-def hide_definitions(source: str, names: Iterable[str]) -> str:
-    """``source`` (a module of the course package) with its top-level classes and functions called
-    ``names`` replaced by placeholders that raise ``HiddenWhileGrading`` when used.  Decorators of a
-    hidden function still run (a model builder stays registered, and says why it cannot build)."""
-    import ast
-
-    names = set(names)
-    tree = ast.parse(source)
-    body: list[ast.stmt] = []
-    future = [n for n in tree.body if isinstance(n, ast.ImportFrom) and n.module == "__future__"]
-    found = set()
-    for node in tree.body:
-        if node in future:
-            continue
-        if isinstance(node, ast.ClassDef) and node.name in names:
-            found.add(node.name)
-            node = ast.parse(f"{node.name} = _course_hidden_class({node.name!r})").body[0]
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in names:
-            found.add(node.name)
-            wrapped = ast.parse(f"_course_hidden_function({node.name!r})").body[0].value
-            for deco in reversed(node.decorator_list):
-                wrapped = ast.Call(func=deco, args=[wrapped], keywords=[])
-            node = ast.Assign(targets=[ast.Name(node.name, ast.Store())], value=wrapped)
-        body.append(node)
-    if found != names:
-        raise ValueError(f"hide_definitions: {sorted(names - found)} not defined at the top level of the module "
-                         "(the sandbox's deny list is out of date)")
-    tree.body = [*future, *ast.parse(_PLACEHOLDERS).body, *body]
-    return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
-
-
-def hidden_package(assignment: str, dest: Path) -> list[tuple[str, str]]:
-    """Write the placeholders of ``assignment``'s hidden modules under ``dest`` (an empty folder the
-    sandbox may read); return bwrap's binds ``(source, target)``: each hidden module's file, and every
-    ``__pycache__`` folder of the package (its compiled files hold the hidden code too), masked; the
-    same for the package's path as named and as resolved."""
-    import course_pkg
-
-    hidden = HIDDEN.get(assignment, {})
-    if not hidden:
-        return []
-    named = Path(course_pkg.__file__).parent
-    roots = list(dict.fromkeys([named, named.resolve()]))
-    dest.mkdir(parents=True, exist_ok=True)
-    os.chmod(dest, 0o755)
-    empty = dest / "empty"
-    empty.mkdir(exist_ok=True)
-    os.chmod(empty, 0o755)
-    binds = []
-    for i, (rel, names) in enumerate(sorted(hidden.items())):
-        stub = dest / f"{i}_{Path(rel).name}"
-        stub.write_text(hide_definitions((named / rel).read_text(), names))
-        os.chmod(stub, 0o644)
-        binds += [(str(stub), str(root / rel)) for root in roots]
-    caches = sorted({p.relative_to(named) for p in named.rglob("__pycache__") if p.is_dir()})
-    binds += [(str(empty), str(root / rel)) for rel in caches for root in roots]
-    return binds
-
-
 def _mounts(private: Path, limits: Limits, overlays: Sequence[tuple[str, str]] = ()) -> list[str]:
     """The sandbox's file system, as bwrap arguments (bwrap mounts in order); ``overlays``:
-    ``(source, target)`` read-only binds on top of it (:func:`hidden_package`)."""
+    ``(source, target)`` read-only binds on top of it (:func:`.hidden.hidden_package`)."""
     cmd: list[str] = []
     for link, target in (("/lib", "usr/lib"), ("/lib64", "usr/lib64"), ("/bin", "usr/bin"), ("/sbin", "usr/sbin")):
         if Path(link).is_symlink():
@@ -324,7 +206,7 @@ def _mounts(private: Path, limits: Limits, overlays: Sequence[tuple[str, str]] =
 def command(bwrap: str, private: Path, argv: list[str], env: dict[str, str], limits: Limits,
             uid: int | None = None, overlays: Sequence[tuple[str, str]] = ()) -> list[str]:
     """bwrap's command line; ``uid``: the host uid to drop to first (a root grader), else None;
-    ``overlays``: read-only binds over the file system (:func:`hidden_package`)."""
+    ``overlays``: read-only binds over the file system (:func:`.hidden.hidden_package`)."""
     # --disable-userns: no nested namespace in which the student could mount a tmpfs of any size
     spaces = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
               "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--hostname", "sandbox"]
@@ -455,7 +337,7 @@ def run(private: Path, argv: list[str], limits: Limits, cell_threads: int = 1,
 
     What arrives on the channel lands in ``private/.course-grader``.  ``handshake``: ``argv`` is the
     harness, which must say it started; if it does not, :class:`SandboxFailed` is raised.
-    ``overlays``: read-only binds over the sandbox's file system (:func:`hidden_package`; not
+    ``overlays``: read-only binds over the sandbox's file system (:func:`.hidden.hidden_package`; not
     possible ``unsafe``, without a sandbox)."""
     env = sandbox_env(cell_threads)
     results = private / RESULTS
