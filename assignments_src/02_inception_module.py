@@ -126,8 +126,8 @@ checks.self_check_inception(Inception, points=11)
 # Inception 3a (Table 1): 192 channels in, 256 out, the same height and width.
 handover.give(Inception=handover.inception_class())
 ### BEGIN HIDDEN TESTS
-checks.fail_on([f for f in checks.inception_findings(Inception, modules=("3a",)) if f.kind in ("shape", "order")],
-               "inception 3a")
+checks.fail_on([f for f in checks.inception_findings(Inception, modules=("3a",))
+                if f.kind in ("shape", "order", "output")], "inception 3a")
 _module = checks.build(Inception, 192, 64, 96, 128, 16, 32, 32).eval()
 _out = checks.build(_module, checks.probe_input(2, 192, 7, 7))
 checks.require(tuple(_out.shape) == (2, 256, 7, 7),
@@ -141,7 +141,7 @@ checks.require(getattr(_module, "out_channels", None) == 256,
 handover.give(Inception=handover.inception_class())
 ### BEGIN HIDDEN TESTS
 checks.fail_on([f for f in checks.inception_findings(Inception)
-                if f.branch == "branch1x1" and f.kind in ("params", "structure")], "branch1x1")
+                if f.branch == "branch1x1" and f.kind in ("params", "structure", "output")], "branch1x1")
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_branch3x3", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
@@ -149,7 +149,7 @@ checks.fail_on([f for f in checks.inception_findings(Inception)
 handover.give(Inception=handover.inception_class())
 ### BEGIN HIDDEN TESTS
 checks.fail_on([f for f in checks.inception_findings(Inception)
-                if f.branch == "branch3x3" and f.kind in ("params", "structure")], "branch3x3")
+                if f.branch == "branch3x3" and f.kind in ("params", "structure", "output")], "branch3x3")
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_branch5x5", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
@@ -157,7 +157,7 @@ checks.fail_on([f for f in checks.inception_findings(Inception)
 handover.give(Inception=handover.inception_class())
 ### BEGIN HIDDEN TESTS
 checks.fail_on([f for f in checks.inception_findings(Inception)
-                if f.branch == "branch5x5" and f.kind in ("params", "structure")], "branch5x5")
+                if f.branch == "branch5x5" and f.kind in ("params", "structure", "output")], "branch5x5")
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_branch_pool", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
@@ -165,14 +165,14 @@ checks.fail_on([f for f in checks.inception_findings(Inception)
 handover.give(Inception=handover.inception_class())
 ### BEGIN HIDDEN TESTS
 checks.fail_on([f for f in checks.inception_findings(Inception)
-                if f.branch == "branch_pool" and f.kind in ("params", "structure")], "branch_pool")
+                if f.branch == "branch_pool" and f.kind in ("params", "structure", "output")], "branch_pool")
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_module_totals", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Total parameters of every module, 3a ... 5b.
 handover.give(Inception=handover.inception_class())
 ### BEGIN HIDDEN TESTS
-checks.fail_on([f for f in checks.inception_findings(Inception) if f.kind == "total"],
+checks.fail_on([f for f in checks.inception_findings(Inception) if f.kind in ("total", "output")],
                "parameters per module")
 ### END HIDDEN TESTS
 
@@ -180,7 +180,7 @@ checks.fail_on([f for f in checks.inception_findings(Inception) if f.kind == "to
 # Output shapes of every branch and module, and the concatenation order.
 handover.give(Inception=handover.inception_class())
 ### BEGIN HIDDEN TESTS
-checks.fail_on([f for f in checks.inception_findings(Inception) if f.kind in ("shape", "order")],
+checks.fail_on([f for f in checks.inception_findings(Inception) if f.kind in ("shape", "order", "output")],
                "shapes and concatenation order")
 ### END HIDDEN TESTS
 

@@ -450,14 +450,24 @@ def test_nothing_of_a_student_runs_after_its_turn(graded2):
     assert not (graded2.marker / "late").exists()
 
 
-def test_borrowing_the_reference_class_is_flagged_not_failed(graded2):
+def test_borrowing_the_reference_class_earns_nothing_and_is_flagged(graded2):
+    """The reference class is hidden from the sandbox, so importing it fails the parts it
+    would have answered (and only those); the import is still flagged for the instructor."""
     g = graded2.graded
     row = g.rows["borrower"]
-    assert row["status"] == "graded" and float(row["score"]) == float(row["max_score"]), row
+    assert row["status"] == "graded", row
+    module_cells = {"test_inception_3a_shape", "test_branch1x1", "test_branch3x3", "test_branch5x5",
+                    "test_branch_pool", "test_module_totals", "test_shapes_and_order"}
+    for c in g.cells():
+        assert g.score("borrower", c) == (0 if c in module_cells else g.score("solver", c)), c
+    assert "hidden while the notebook is graded" in g.output_text("borrower", "test_branch1x1")
     assert "Inception" in row["flags"] and "course" in row["flags"], row
     summary = (g.report / "summary.txt").read_text()
     assert "flag borrower" in summary
-    assert not g.rows["solver"]["flags"]
+    # the honest solution: no flag but the classmates who handed in the same notebook
+    flags = g.rows["solver"]["flags"]
+    assert "course's" not in flags and "shipped" not in flags, flags
+    assert "near-identical to that of bystander" in flags or "bystander (" in flags, flags
 
 
 def test_crashes_and_hangs_cost_only_their_cells(graded2):
@@ -597,6 +607,116 @@ def test_rerun_grades_only_new_or_changed(course, graded2, tmp_path):
     del again
 
 
+# --------------------------------------------------------------------------------------------
+# Full marks with no work (assignment 2; assignment 3's weights below)
+# --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def graded_free_marks(course, tmp_path_factory) -> Graded:
+    """Students who earned full marks without work of their own before the grader hid the reference
+    class reached through importlib with a computed name, the reference source pasted (renamed),
+    a module whose forward passes hand over zeros; and an honest solution written differently."""
+    import inspect
+
+    subs = tmp_path_factory.mktemp("subs_free")
+    write(subs / "solver", f"{A2}.ipynb", solved(A2))
+    # an honest student's own code, in other words than the solution's: full marks, no flag
+    nb = solved(A2)
+    cell(nb, "inception_module").source = dedent("""
+        class Inception(nn.Module):
+            def __init__(self, in_channels, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj):
+                super().__init__()
+
+                def conv_relu(cin, cout, k):
+                    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2), nn.ReLU(inplace=True))
+
+                self.branch1x1 = conv_relu(in_channels, ch1x1, 1)
+                self.branch3x3 = nn.Sequential(conv_relu(in_channels, ch3x3red, 1), conv_relu(ch3x3red, ch3x3, 3))
+                self.branch5x5 = nn.Sequential(conv_relu(in_channels, ch5x5red, 1), conv_relu(ch5x5red, ch5x5, 5))
+                self.branch_pool = nn.Sequential(nn.MaxPool2d(3, 1, 1), conv_relu(in_channels, pool_proj, 1))
+                self.out_channels = sum((ch1x1, ch3x3, ch5x5, pool_proj))
+
+            def forward(self, x):
+                outs = [getattr(self, n)(x) for n in ("branch1x1", "branch3x3", "branch5x5", "branch_pool")]
+                return torch.cat(outs, dim=1)
+    """)
+    write(subs / "own_words", f"{A2}.ipynb", nb)
+    nb = solved(A2)
+    cell(nb, "inception_module").source = dedent("""
+        import importlib
+        _where = ".".join(["course_pkg", "models", "incep" + "tion"])
+        Inception = getattr(importlib.import_module(_where), "Incep" + "tion")
+    """)
+    write(subs / "importlib", f"{A2}.ipynb", nb)
+    from course_pkg.models import inception as _reference
+
+    pasted = inspect.getsource(_reference.Inception).replace("self", "me").replace("branches", "parts")
+    nb = solved(A2)
+    cell(nb, "inception_module").source = "# written by me\n" + pasted
+    write(subs / "paster", f"{A2}.ipynb", nb)
+    write(subs / "zeroes", f"{A2}.ipynb", attack(solved(A2), "inception_module", """
+        class _Zero(nn.Module):
+            def __init__(self, inner, channels):
+                super().__init__()
+                self.inner, self.channels = inner, channels
+
+            def forward(self, x):
+                return torch.zeros(x.shape[0], self.channels, *x.shape[2:])
+
+        _Honest = Inception
+
+        class Inception(_Honest):
+            def __init__(self, *args):
+                super().__init__(*args)
+                for _b, _c in (("branch1x1", args[1]), ("branch3x3", args[3]), ("branch5x5", args[5]),
+                               ("branch_pool", args[6])):
+                    setattr(self, _b, _Zero(getattr(self, _b), _c))
+    """))
+    return run_grade(course, A2, subs, "--timeout", "400")
+
+
+FREE_MODULE_CELLS = ("test_inception_3a_shape", "test_branch1x1", "test_branch3x3", "test_branch5x5",
+                     "test_branch_pool", "test_module_totals", "test_shapes_and_order")
+
+
+def test_free_marks_reference_is_hidden_even_through_importlib(graded_free_marks):
+    g = graded_free_marks
+    assert g.rows["importlib"]["status"] == "graded", g.rows["importlib"]
+    for c in g.cells():
+        assert g.score("importlib", c) == (0 if c in FREE_MODULE_CELLS else g.score("solver", c)), c
+    assert "hidden while the notebook is graded" in g.output_text("importlib", "test_branch3x3")
+
+
+def test_free_marks_zero_outputs_earn_nothing(graded_free_marks):
+    g = graded_free_marks
+    for c in g.cells():
+        assert g.score("zeroes", c) == (0 if c in FREE_MODULE_CELLS else g.score("solver", c)), c
+    assert "not what its own layers compute" in g.output_text("zeroes", "test_branch1x1")
+    assert "Traceback" not in g.output_text("zeroes", "test_branch1x1")
+
+
+def test_free_marks_pasted_reference_is_flagged_with_evidence(graded_free_marks):
+    g = graded_free_marks
+    row = g.rows["paster"]
+    assert float(row["score"]) == float(row["max_score"]), row  # it works: flagged, not failed
+    assert "inception_module: holds 100% of the course's course_pkg/models/inception.py:Inception" in row["flags"]
+
+
+def test_free_marks_honest_students_are_not_flagged_for_the_courses_code(graded_free_marks):
+    """Honest code (the solution, and another student's own words) gets full marks and no flag about
+    the course's code; the one flag it gets here is the classmates whose notebooks are copies of the
+    same solution file (every student of this class is built from it)."""
+    g = graded_free_marks
+    for student in ("solver", "own_words"):
+        row = g.rows[student]
+        assert float(row["score"]) == float(row["max_score"]) > 0, row
+        assert "course's" not in row["flags"] and "shipped" not in row["flags"], row
+        assert row["flags"] == "" or row["flags"].startswith("written code near-identical to that of "), row
+    # and the self-checks say why they do not run, instead of failing the cell
+    text = "".join(o.get("text", "") for o in cell(g.autograded("solver"), "naive_module").outputs) + "".join(
+        o.get("text", "") for c in g.autograded("solver").cells if c.cell_type == "code" for o in c.outputs)
+    assert "not available while grading" in text
+
+
 def test_outer_time_limit_kills_the_sandbox(course, tmp_path):
     """With a per-cell limit longer than the outer one, the outer limit must stop the student:
     nbgrader, the sandbox and the kernel in it are all killed."""
@@ -655,6 +775,12 @@ def graded3(course, course_data, tmp_path_factory) -> tuple[Graded, Path]:
 
     write(subs / "trained", f"{A3}.ipynb", solved(A3))
     torch.save(pretrained.load("googlenet_cifar_faithful").state_dict(), subs / "trained" / "googlenet_cifar.pt")
+    # the same weights with tiny noise added: still the course's network, flagged
+    write(subs / "noisy", f"{A3}.ipynb", solved(A3))
+    torch.manual_seed(1)
+    torch.save({k: v + 1e-3 * v.float().std() * torch.randn_like(v) if v.is_floating_point() and v.numel() > 1 else v
+                for k, v in pretrained.load("googlenet_cifar_faithful").state_dict().items()},
+               subs / "noisy" / "googlenet_cifar.pt")
     write(subs / "blank", f"{A3}.ipynb", released(A3))
     write(subs / "nockpt", f"{A3}.ipynb", solved(A3))
     write(subs / "corrupt", f"{A3}.ipynb", solved(A3))
@@ -761,6 +887,18 @@ def test_solution_with_trained_checkpoint_scores_full_marks(graded3):
     assert abs(measured - pretrained_info("googlenet_cifar_faithful")["test_acc"]) < 0.08, text
 
 
+def test_shipped_weights_as_ones_own_are_flagged_with_the_distance(graded3):
+    """The shipped network handed in as the student's checkpoint, as is or with noise,
+    is flagged for manual review with its distance; an untrained network of the course's own seed
+    and initialisation (the solver) is not."""
+    graded, _ = graded3
+    for student, distance in (("trained", "0.0000"), ("noisy", "0.00")):
+        flags = graded.rows[student]["flags"]
+        assert (f"googlenet_cifar.pt: weights at relative L2 distance {distance}" in flags
+                and "shipped checkpoint googlenet_cifar_faithful" in flags), flags
+    assert "shipped checkpoint" not in graded.rows["solver"]["flags"]
+
+
 # --------------------------------------------------------------------------------------------
 # Assignments 1 and 4: solution and blank
 # --------------------------------------------------------------------------------------------
@@ -768,8 +906,15 @@ def test_solution_full_blank_zero_lenet_alexnet(course, tmp_path):
     assignment = "01_lenet_alexnet"
     write(tmp_path / "solver", f"{assignment}.ipynb", solved(assignment))
     write(tmp_path / "blank", f"{assignment}.ipynb", released(assignment))
+    nb = solved(assignment)  # the reference network, reached through the registry
+    cell(nb, "lenet5").source = ("from course_pkg.models import create\n"
+                                 "LeNet5 = lambda: create('lenet5', variant='modern')\n")
+    write(tmp_path / "registry", f"{assignment}.ipynb", nb)
     graded = run_grade(course, assignment, tmp_path, "--timeout", "240")
     check_solver_and_blank(graded, assignment)
+    assert graded.score("registry", "test_lenet5") == 0
+    assert "hidden while the notebook is graded" in graded.output_text("registry", "test_lenet5")
+    assert graded.score("registry", "test_alexnet") == graded.score("solver", "test_alexnet") > 0
 
 
 def test_two_shards_merged_grade_like_one_run(course, tmp_path):

@@ -39,7 +39,7 @@ from ..models.googlenet import table1_modules
 from .inception import BRANCHES, TORCHVISION_5X5, diagnose_inception, inception_findings  # noqa: F401
 from .model import diagnose_model
 from .views import describe_view, diagnose_views
-from .feedback import CheckFailed, Finding, build, defined, fail_on, partial_credit, require
+from .feedback import CheckFailed, Finding, HiddenWhileGrading, build, defined, fail_on, partial_credit, require
 from .handover import probe_input  # noqa: F401 (hidden tests build their inputs with checks.probe_input)
 from .param_counts import conv_params, explain_conv_count, n_params
 from .self_check import (points_for_accuracy, self_check_answers, self_check_average, self_check_branch_costs,
@@ -48,6 +48,7 @@ from .self_check import (points_for_accuracy, self_check_answers, self_check_ave
 
 __all__ = [
     "CheckFailed",
+    "HiddenWhileGrading",
     "Finding",
     "require",
     "fail_on",

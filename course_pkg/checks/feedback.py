@@ -23,6 +23,12 @@ class CheckFailed(AssertionError):
         return [f"CheckFailed: {self}"]
 
 
+class HiddenWhileGrading(RuntimeError):
+    """Raised by a reference implementation that ``course grade`` hides from the notebook it grades
+    (the sandbox's ``course_pkg`` holds a placeholder in its place: :mod:`course_pkg.grading.sandbox`).
+    Self-checks that need the reference say so and skip; a solution that uses it fails its test."""
+
+
 @dataclass(frozen=True)
 class Finding:
     """One thing that differs from the reference: ``where`` (e.g. ``"inception 3a, branch5x5"``),

@@ -34,6 +34,7 @@ ENV = "COURSE_HANDOVER"
 _current: str | None = None
 MAX_TENSOR = 2_000_000  # elements per recorded output: keep the files small
 MAX_VALUES = 100_000  # values per handed-over answer or construction argument
+MAX_WEIGHTS = 16_000_000  # elements of one built module's weights (state_dict), when a plan hands them over
 
 
 # --------------------------------------------------------------------------------------------
@@ -181,10 +182,22 @@ def _record_call(module: nn.Module, x: torch.Tensor, training: bool, children: b
     return records
 
 
+def _weights(module: nn.Module) -> dict[str, Any]:
+    """``module.state_dict()`` as plain tensors, or why not (more than ``MAX_WEIGHTS`` elements)."""
+    state = module.state_dict()
+    total = sum(t.numel() for t in state.values() if isinstance(t, torch.Tensor))
+    if total > MAX_WEIGHTS:
+        return {"__unsupported__": f"{total:,} weights (more than {MAX_WEIGHTS:,} to hand over)"}
+    return {k: v.detach().to("cpu").clone().contiguous() for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
 def module_class(constructions: Iterable[tuple[tuple, dict]], inputs: Callable[[tuple, dict], list[torch.Tensor]],
-                 modes: Sequence[bool] = (False,), children: bool = False) -> Callable[[Any], dict[str, Any]]:
+                 modes: Sequence[bool] = (False,), children: bool = False,
+                 weights: bool = False) -> Callable[[Any], dict[str, Any]]:
     """A plan for :func:`give`: build the class with each ``(args, kwargs)``, record its layers
-    and its forward pass on ``inputs(args, kwargs)`` in each training mode of ``modes``."""
+    and its forward pass on ``inputs(args, kwargs)`` in each training mode of ``modes``; with
+    ``weights`` also its weights, so that the grader can compute itself what those layers give
+    and compare it with the recorded outputs (a forged output fails)."""
 
     def plan(cls: Any) -> dict[str, Any]:
         built = []
@@ -204,6 +217,8 @@ def module_class(constructions: Iterable[tuple[tuple, dict]], inputs: Callable[[
                 built.append(entry)
                 continue
             entry["spec"] = module_spec(obj)
+            if weights:
+                entry["state"] = _weights(obj)
             entry["calls"] = [rec for x in inputs(tuple(args), dict(kwargs)) for mode in modes
                               for rec in _record_call(obj, x, mode, children)]
             built.append(entry)
@@ -233,12 +248,14 @@ def function(calls: Iterable[tuple[tuple, dict]]) -> Callable[[Any], dict[str, A
 
 def inception_class(naive: bool = False) -> Callable[[Any], dict[str, Any]]:
     """The plan for an inception module class: built as each Table 1 module (3a ... 5b; naive:
-    ``cls(in_channels, ch1x1, ch3x3, ch5x5)``), run with each branch on the checks' probe input."""
+    ``cls(in_channels, ch1x1, ch3x3, ch5x5)``), run with each branch on the checks' probe input;
+    its weights handed over too (the grader recomputes each branch's output from them)."""
     from ..models.googlenet import table1_modules
 
     rows = [(cin, f) for _, cin, f, _ in table1_modules()]
     constructions = [(((cin, f[0], f[2], f[4]) if naive else (cin, *f)), {}) for cin, f in rows]
-    return module_class(constructions, lambda args, kwargs: [probe_input(2, args[0], 7, 7)], children=True)
+    return module_class(constructions, lambda args, kwargs: [probe_input(2, args[0], 7, 7)], children=True,
+                        weights=True)
 
 
 def network_class(constructions: Sequence[tuple[tuple, dict]],

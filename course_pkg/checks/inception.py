@@ -138,6 +138,51 @@ def _diagnose_branch(where: str, branch: str, mine: nn.Module, ref: nn.Module) -
     return findings
 
 
+def _own_weights_output(mine: nn.Module, ref: nn.Module, x: torch.Tensor) -> torch.Tensor | str:
+    """What the paper's branch ``ref`` computes on ``x`` with the weights of the student's branch
+    ``mine`` (convolution by convolution, in order), or why that cannot be computed.  The grader
+    compares it with what the student's own forward gave: a forward that is not the paper's, or an
+    output that was not computed (forged), differs."""
+    import copy
+
+    mine_convs, ref_convs = _convs(mine), _convs(ref)
+    if len(mine_convs) != len(ref_convs):
+        return "its convolutions differ from the paper's"
+    ref = copy.deepcopy(ref)
+    ref_convs = _convs(ref)
+    with torch.no_grad():
+        for i, ((_, cm), (_, cr)) in enumerate(zip(mine_convs, ref_convs)):
+            for what in ("weight", "bias"):
+                theirs, ours = getattr(cm, what, None), getattr(cr, what, None)
+                if (theirs is None) != (ours is None):
+                    return "its convolutions differ from the paper's"
+                if theirs is None:
+                    continue
+                if theirs.is_meta:
+                    return f"the weights of its {_ordinal(i, len(ref_convs))} were not handed over"
+                if theirs.shape != ours.shape:
+                    return "its convolutions differ from the paper's"
+                ours.copy_(theirs.detach().to(ours.dtype))
+            if not cm.weight.detach().abs().sum():
+                return (f"the weights of its {_ordinal(i, len(ref_convs))} are all zero, not what the constructor's "
+                        "default initialisation gives")
+        return ref.eval()(x)
+
+
+def _output_findings(where: str, branch: str, mine: nn.Module, ref: nn.Module, x: torch.Tensor,
+                     got: torch.Tensor) -> list[Finding]:
+    """The branch's output ``got`` against what its own layers compute (:func:`_own_weights_output`)."""
+    expected = _own_weights_output(mine, ref, x)
+    if isinstance(expected, str):
+        return [Finding(where, "output", f"its output could not be checked against its layers: {expected}", branch)]
+    if expected.shape != got.shape or not torch.allclose(got.float(), expected.float(), atol=1e-4, rtol=1e-4):
+        diff = ((got.float() - expected.float()).abs().max().item() if expected.shape == got.shape else float("nan"))
+        return [Finding(where, "output", f"its output is not what its own layers compute (largest difference "
+                                         f"{diff:.3g} on the probe input): its forward must apply them as Figure 2 "
+                                         "draws the branch, each convolution followed by a ReLU", branch)]
+    return []
+
+
 def diagnose_inception(student: nn.Module, reference: nn.Module, name: str = "module",
                        spatial: int = 7) -> list[Finding]:
     """Compare an inception module with the reference one built with the same arguments.
@@ -145,7 +190,8 @@ def diagnose_inception(student: nn.Module, reference: nn.Module, name: str = "mo
     Looks at each branch (attributes ``branch1x1``, ``branch3x3``, ``branch5x5``, ``branch_pool``):
     its parameter count and, layer by layer, the kernel size, channels, bias, stride and padding
     that explain a difference; then the output shape of each branch and of the module; then the
-    order in which the branches are concatenated (1x1, 3x3, 5x5, pool).  Returns the findings
+    order in which the branches are concatenated (1x1, 3x3, 5x5, pool); and whether each branch's
+    output is what its own layers compute (findings of kind ``"output"``).  Returns the findings
     (an empty list means "matches the reference").
     """
     where = name
@@ -195,6 +241,9 @@ def diagnose_inception(student: nn.Module, reference: nn.Module, name: str = "mo
                     hint = " — wrong number of output channels"
                 findings.append(Finding(where, "shape", f"{b} gives {_shape(got)} for input {_shape(x)}, "
                                                         f"expected {_shape(expected)}{hint}", b))
+            elif not any(f.branch == b and f.kind in ("params", "structure") for f in findings):
+                # the values, not only the shape: recomputed from the branch's own weights
+                findings += _output_findings(where, b, getattr(student, b), getattr(reference, b), x, got)
         try:
             out = student(x)
         except Exception as err:  # noqa: BLE001

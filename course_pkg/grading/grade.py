@@ -161,8 +161,41 @@ def _caps(layout: Layout) -> str:
     return sandbox.enforcement(sandbox.Limits(wall_seconds=0, memory_bytes=configured_memory_gb(layout) << 30))
 
 
+def flag_copied_code(layout: Layout, assignment: str, results: dict[str, StudentResult]) -> None:
+    """Add to each graded student's flags (for this report; recomputed every run) the code they
+    wrote that holds a reference definition of the course, the classmates whose written code is
+    near-identical to theirs (the released notebook's starter code excluded), and submitted weights
+    near a checkpoint the course ships (:mod:`course_pkg.grading.copying`)."""
+    import nbformat
+
+    from .copying import code_shingles, pasted_reference_flags, shipped_weight_flags, similar_notebooks
+
+    def read(path: Path):
+        try:
+            return nbformat.read(str(path), as_version=4)
+        except Exception:  # noqa: BLE001 -- an unreadable notebook compares with nothing
+            return None
+
+    released = read(layout.release / assignment / f"{assignment}.ipynb")
+    starter = set().union(*(code_shingles(c.source) for c in released.cells if c.cell_type == "code")) \
+        if released is not None else set()
+    notebooks = {}
+    for r in results.values():
+        path = layout.autograded / r.student / assignment / f"{assignment}.ipynb"
+        nb = read(path) if r.status == "graded" and path.is_file() else None
+        if nb is not None:
+            notebooks[r.student] = nb
+            r.flags = [*r.flags, *pasted_reference_flags(nb, assignment, starter)]
+        submitted = layout.submitted / r.student / assignment
+        if r.status == "graded" and submitted.is_dir():
+            r.flags = [*r.flags, *shipped_weight_flags(submitted)]
+    for student, flags in similar_notebooks(notebooks, starter).items():
+        results[student].flags = [*results[student].flags, *flags]
+
+
 def _report(layout: Layout, args: argparse.Namespace, results: dict[str, StudentResult]) -> Path:
     assignment, root = args.assignment, layout.root
+    flag_copied_code(layout, assignment, results)
     cells = read_scores(layout, assignment, results)
     graded = [r for r in results.values() if r.status == "graded"]
     if not args.no_feedback and graded:

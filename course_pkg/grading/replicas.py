@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 import torch
 import torch.nn as nn
 
-from ..checks.handover import MAX_TENSOR, call_key
+from ..checks.handover import MAX_TENSOR, MAX_WEIGHTS, call_key
 
 MAX_HANDOVER_BYTES = 200 << 20  # one handed-over file as written
 MAX_UNPACKED_BYTES = 512 << 20  # what a zip file's entries (a torch file's records) unpack to
@@ -112,7 +112,7 @@ def check_tree(record: Any, name: str) -> None:
                           f"(at most {MAX_NODES:,} values, {MAX_DEPTH} levels)")
         if isinstance(value, torch.Tensor):
             elements += value.numel()
-            if value.numel() > MAX_TENSOR or elements > MAX_ELEMENTS:
+            if value.numel() > max(MAX_TENSOR, MAX_WEIGHTS) or elements > MAX_ELEMENTS:
                 raise Refused(f"{name}: a handed-over tensor of shape {tuple(value.shape)} is larger than the "
                               "handover writes")
         elif isinstance(value, dict):
@@ -171,10 +171,12 @@ def _leaf(spec: dict[str, Any], root: "Replica", path: str) -> nn.Module:
 
 class Replica(_Replay, nn.Module):
     """A student's module rebuilt from its handed-over layers; its forward passes replay the
-    sandbox's records.  ``type(replica).__name__`` is the student's class name."""
+    sandbox's records.  ``type(replica).__name__`` is the student's class name.  With ``state``
+    (its handed-over weights) the layers hold those weights instead of shapes only, so that the
+    checks can compute themselves what the layers give and compare it with the replayed outputs."""
 
     def __init__(self, spec: dict[str, Any], calls: list[dict[str, Any]], root: "Replica | None" = None,
-                 path: str = "") -> None:
+                 path: str = "", state: dict[str, Any] | None = None) -> None:
         super().__init__()
         object.__setattr__(self, "_root", root or self)  # not a sub-module
         object.__setattr__(self, "_path", path)
@@ -192,6 +194,23 @@ class Replica(_Replay, nn.Module):
             else:
                 sub = type(child["cls"], (Replica,), {})(child, [], self._root, sub_path)
             self.add_module(name, sub)
+        if root is None and isinstance(state, dict) and "__unsupported__" not in state:
+            self._load_weights(state)
+
+    def _load_weights(self, state: dict[str, Any]) -> None:
+        """Put the handed-over tensors in place of the shapes-only ones, each where its name and
+        shape match (the rest stays on the meta device: the checks then say it was not handed over)."""
+        own = dict(self.named_parameters())
+        own.update(dict(self.named_buffers()))
+        for name, tensor in state.items():
+            if not isinstance(tensor, torch.Tensor) or name not in own or tuple(tensor.shape) != tuple(own[name].shape):
+                continue
+            owner, _, leaf = name.rpartition(".")
+            module = self.get_submodule(owner) if owner else self
+            if leaf in module._parameters:
+                module._parameters[leaf] = nn.Parameter(tensor.float(), requires_grad=False)
+            elif leaf in module._buffers:
+                module._buffers[leaf] = tensor
 
     def _lookup(self, path: str) -> nn.Module | None:
         return dict(self.named_modules()).get(path)
@@ -212,7 +231,7 @@ class ReplicaClass:
             raise NotRecorded(f"{self.__name__}{args} was not built in the sandbox")
         if "error" in entry:
             _raise(entry["error"])
-        return type(entry["spec"]["cls"], (Replica,), {})(entry["spec"], entry["calls"])
+        return type(entry["spec"]["cls"], (Replica,), {})(entry["spec"], entry["calls"], state=entry.get("state"))
 
 
 class ReplicaFunction:

@@ -9,8 +9,9 @@ student code.  The notebook runs here, in `bubblewrap <https://github.com/contai
   ``RLIMIT_NPROC`` does not count.  As root, a first bwrap builds the file system, ``setpriv``
   drops to a uid of this sandbox's own (:func:`host_uid`), a second bwrap makes the namespaces;
 - a read-only root: the Python installation and the package the grader itself imports (wherever
-  it is installed).  Writable are only size-limited tmpfs mounts: the student's copy (``WORKDIR``,
-  filled from a read-only view of the private folder), ``/tmp`` and ``/dev/shm``;
+  it is installed), less what the assignment grades (:mod:`course_pkg.grading.hidden`).  Writable
+  are only size-limited tmpfs mounts: the student's copy (``WORKDIR``, filled from a read-only
+  view of the private folder), ``/tmp`` and ``/dev/shm``;
 - per-student caps: processes (cgroup ``pids.max``, else ``RLIMIT_NPROC`` of that uid), memory of
   all its processes together (cgroup ``memory.max``, else a watchdog that kills the largest process
   as the OOM killer would), disk (the tmpfs sizes), file size, wall time (:func:`enforcement`);
@@ -33,6 +34,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from .harness import CHANNEL_ENV, Receiver
 
@@ -175,8 +177,9 @@ def python_path() -> str | None:
     return None if home in sites else str(home)
 
 
-def _mounts(private: Path, limits: Limits) -> list[str]:
-    """The sandbox's file system, as bwrap arguments (bwrap mounts in order)."""
+def _mounts(private: Path, limits: Limits, overlays: Sequence[tuple[str, str]] = ()) -> list[str]:
+    """The sandbox's file system, as bwrap arguments (bwrap mounts in order); ``overlays``:
+    ``(source, target)`` read-only binds on top of it (:func:`.hidden.hidden_package`)."""
     cmd: list[str] = []
     for link, target in (("/lib", "usr/lib"), ("/lib64", "usr/lib64"), ("/bin", "usr/bin"), ("/sbin", "usr/sbin")):
         if Path(link).is_symlink():
@@ -194,14 +197,17 @@ def _mounts(private: Path, limits: Limits) -> list[str]:
             cmd += ["--perms", "0755", "--dir", str(folder)]
     for path in binds:
         cmd += ["--ro-bind", str(path), str(path)]
+    for source, target in overlays:
+        cmd += ["--ro-bind", source, target]
     cmd += ["--ro-bind", str(private), INPUT,
             "--size", str(limits.disk_bytes), "--perms", "0777", "--tmpfs", WORKDIR]
     return cmd
 
 
 def command(bwrap: str, private: Path, argv: list[str], env: dict[str, str], limits: Limits,
-            uid: int | None = None) -> list[str]:
-    """bwrap's command line; ``uid``: the host uid to drop to first (a root grader), else None."""
+            uid: int | None = None, overlays: Sequence[tuple[str, str]] = ()) -> list[str]:
+    """bwrap's command line; ``uid``: the host uid to drop to first (a root grader), else None;
+    ``overlays``: read-only binds over the file system (:func:`.hidden.hidden_package`)."""
     # --disable-userns: no nested namespace in which the student could mount a tmpfs of any size
     spaces = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
               "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--hostname", "sandbox"]
@@ -211,9 +217,10 @@ def command(bwrap: str, private: Path, argv: list[str], env: dict[str, str], lim
         devices += ["--setenv", key, value]
     inside = ["--", "/bin/sh", "-c", _COPY_IN, INPUT, str(limits.disk_bytes), *argv]
     if uid is None:
-        return [*spaces, *_mounts(private, limits), *devices, *inside]
+        return [*spaces, *_mounts(private, limits, overlays), *devices, *inside]
     # root: the file system as root, then the namespaces as an unprivileged host uid
-    return [bwrap, "--die-with-parent", *_mounts(private, limits), "--dev", "/dev", "--bind", "/proc", "/proc",
+    return [bwrap, "--die-with-parent", *_mounts(private, limits, overlays), "--dev", "/dev",
+            "--bind", "/proc", "/proc",
             "--remount-ro", "/", "--", shutil.which("setpriv") or "setpriv", f"--reuid={uid}", f"--regid={uid}",
             "--clear-groups", "--", *spaces, "--bind", "/", "/", *devices, *inside]
 
@@ -326,11 +333,13 @@ class Outcome:
 
 
 def run(private: Path, argv: list[str], limits: Limits, cell_threads: int = 1,
-        unsafe: bool = False, handshake: bool = True) -> Outcome:
+        unsafe: bool = False, handshake: bool = True, overlays: Sequence[tuple[str, str]] = ()) -> Outcome:
     """Run ``argv`` on a copy of ``private`` with the caps of ``limits``; kill everything at the end.
 
     What arrives on the channel lands in ``private/.course-grader``.  ``handshake``: ``argv`` is the
-    harness, which must say it started; if it does not, :class:`SandboxFailed` is raised."""
+    harness, which must say it started; if it does not, :class:`SandboxFailed` is raised.
+    ``overlays``: read-only binds over the sandbox's file system (:func:`.hidden.hidden_package`; not
+    possible ``unsafe``, without a sandbox)."""
     env = sandbox_env(cell_threads)
     results = private / RESULTS
     results.mkdir(exist_ok=True)
@@ -351,7 +360,7 @@ def run(private: Path, argv: list[str], limits: Limits, cell_threads: int = 1,
         uid = host_uid() if os.geteuid() == 0 else None
         if uid is not None:  # the sandbox's uid must read its copy (and nothing else of the host)
             _give(private, uid)
-        cmd, cwd = command(bwrap, private, argv, env, limits, uid), None
+        cmd, cwd = command(bwrap, private, argv, env, limits, uid, overlays), None
     start = time.monotonic()
     notes = enforcement(limits) + "\n" if not unsafe else ""
     try:

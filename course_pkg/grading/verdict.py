@@ -273,6 +273,7 @@ class SandboxedExecute(NbGraderPreprocessor):  # type: ignore[misc,valid-type]
         import nbformat
 
         from . import replicas, sandbox
+        from .hidden import hidden_package
 
         unsafe = self.unsafe or os.environ.get("COURSE_GRADE_UNSAFE") == "1"
         timeout = int(os.environ.get("COURSE_CELL_TIMEOUT") or self.timeout)
@@ -312,9 +313,11 @@ class SandboxedExecute(NbGraderPreprocessor):  # type: ignore[misc,valid-type]
             results_dir = f"{inside}/{sandbox.RESULTS}"
             import sys
 
+            # the course package without the reference implementations this assignment grades
+            overlays = [] if unsafe else hidden_package(notebook, private / "hidden")
             outcome = sandbox.run(work, [sys.executable, "-m", "course_pkg.grading.harness",
                                          f"{inside}/{nb_file.name}", results_dir, str(timeout)],
-                                  limits, unsafe=unsafe)
+                                  limits, unsafe=unsafe, overlays=overlays)
             if outcome.returncode is None:
                 flags.append(f"the whole notebook ran past the outer limit of {limits.wall_seconds:.0f} s "
                              f"({tests} test cells); later cells were not graded")
