@@ -24,7 +24,6 @@ student code.  The notebook runs here, in `bubblewrap <https://github.com/contai
 from __future__ import annotations
 
 import os
-import resource
 import secrets
 import shutil
 import signal
@@ -36,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from . import caps
 from .harness import CHANNEL_ENV, Receiver
 
 SANDBOX_UID = 65534  # "nobody", inside the namespace
@@ -245,47 +245,6 @@ def sandbox_env(cell_threads: int = 1) -> dict[str, str]:
     return env
 
 
-def _limit(limits: Limits, cgroup: Path | None):
-    def apply() -> None:
-        if cgroup is not None:  # before exec: every process of the sandbox starts inside it
-            (cgroup / "cgroup.procs").write_text("0")
-        for what, value in ((resource.RLIMIT_AS, limits.memory_bytes), (resource.RLIMIT_NPROC, limits.processes),
-                            (resource.RLIMIT_FSIZE, limits.file_bytes), (resource.RLIMIT_CORE, 0)):
-            try:
-                resource.setrlimit(what, (value, value))
-            except (ValueError, OSError):
-                pass
-    return apply
-
-
-def _new_cgroup(parent: Path, limits: Limits) -> Path:
-    child = parent / f"course-grade-{os.getpid()}-{secrets.token_hex(4)}"
-    child.mkdir()
-    for name, value in (("memory.max", limits.memory_bytes), ("memory.swap.max", 0), ("pids.max", limits.processes)):
-        try:
-            (child / name).write_text(str(value))
-        except FileNotFoundError:  # memory.swap.max: no swap accounting on this kernel
-            pass
-    return child
-
-
-def _end_cgroup(child: Path) -> None:
-    try:
-        (child / "cgroup.kill").write_text("1")
-    except OSError:
-        for pid in (child / "cgroup.procs").read_text().split():
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-    for _ in range(50):
-        try:
-            child.rmdir()
-            return
-        except OSError:
-            time.sleep(0.1)
-
-
 class _Output(threading.Thread):
     """The sandbox's stdout and stderr: the last ``keep`` characters, whatever it prints."""
 
@@ -296,33 +255,6 @@ class _Output(threading.Thread):
     def run(self) -> None:
         for chunk in iter(lambda: self.stream.read1(1 << 16), b""):
             self.text = (self.text + chunk)[-self.keep:]
-
-
-def _memory_watchdog(pid: int, limit: int) -> str:
-    """Without a cgroup: the memory of all the sandbox's processes together (private and shared
-    memory, not file pages); over ``limit`` the largest process is killed, as the OOM killer would."""
-    import psutil
-
-    try:
-        procs = psutil.Process(pid).children(recursive=True)
-    except psutil.Error:
-        return ""
-    used = {}
-    for p in procs:
-        try:
-            fields = dict(line.split(":", 1) for line in Path(f"/proc/{p.pid}/status").read_text().splitlines())
-            used[p] = sum(int(fields.get(k, "0 kB").split()[0]) << 10 for k in ("RssAnon", "RssShmem"))
-        except (OSError, ValueError):
-            pass
-    if sum(used.values()) <= limit:
-        return ""
-    largest = max(used, key=used.get)
-    try:
-        largest.kill()
-    except psutil.Error:
-        return ""
-    return (f"course grader: the sandbox's processes used {sum(used.values()) >> 20} MiB together, more than "
-            f"its {limit >> 20} MiB; killed the largest ({used[largest] >> 20} MiB)\n")
 
 
 @dataclass
@@ -356,7 +288,7 @@ def run(private: Path, argv: list[str], limits: Limits, cell_threads: int = 1,
     else:
         bwrap = check_available()
         parent = cgroup_parent()
-        cgroup = _new_cgroup(parent, limits) if parent is not None else None
+        cgroup = caps.new_cgroup(parent, limits) if parent is not None else None
         uid = host_uid() if os.geteuid() == 0 else None
         if uid is not None:  # the sandbox's uid must read its copy (and nothing else of the host)
             _give(private, uid)
@@ -366,11 +298,11 @@ def run(private: Path, argv: list[str], limits: Limits, cell_threads: int = 1,
     try:
         proc = subprocess.Popen(cmd, cwd=cwd, env=env if unsafe else {"PATH": "/usr/bin:/bin"},
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, preexec_fn=_limit(limits, cgroup), pass_fds=(write_end,))
+                                start_new_session=True, preexec_fn=caps.preexec(limits, cgroup), pass_fds=(write_end,))
     except BaseException:
         os.close(read_end)
         if cgroup is not None:
-            _end_cgroup(cgroup)
+            caps.end_cgroup(cgroup)
         raise
     finally:
         os.close(write_end)
@@ -389,7 +321,7 @@ def run(private: Path, argv: list[str], limits: Limits, cell_threads: int = 1,
             if time.monotonic() - start > limits.wall_seconds:
                 break
             if cgroup is None and not unsafe:
-                notes += _memory_watchdog(proc.pid, limits.memory_bytes)
+                notes += caps.memory_watchdog(proc.pid, limits.memory_bytes)
     finally:
         # bwrap is PID 1 of the sandbox's PID namespace: killing it ends every process in there
         if unsafe:
@@ -402,7 +334,7 @@ def run(private: Path, argv: list[str], limits: Limits, cell_threads: int = 1,
             proc.kill()
         proc.wait()
         if cgroup is not None:
-            _end_cgroup(cgroup)
+            caps.end_cgroup(cgroup)
         output.join(10)
         receiver.join(10)
     text = notes + output.text.decode(errors="replace")
