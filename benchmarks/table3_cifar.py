@@ -101,9 +101,10 @@ def needed_keys(tables: dict[str, list[Row]]) -> dict[str, list]:
 
 
 def compute(nets: dict[str, str], tables: dict[str, list[Row]], images, preprocess, precision: str,
-            cache: Path, limit: int | None, device) -> tuple[dict, dict, dict]:
+            cache: Path, limit: int | None, device, after=None) -> tuple[dict, dict, dict]:
     """Per network: the probabilities of each view it needs, the seconds of each view's pass, and
-    whether that pass ran in this process."""
+    whether that pass ran in this process.  ``after(net, probs, seconds, info)`` runs when a
+    network's views are done (the 144-view timing runs right after the passes it is set against)."""
     from course_pkg.accuracy import AUTOCAST_DTYPES
 
     probs, seconds, fresh, files = {}, {}, {}, {}
@@ -126,27 +127,36 @@ def compute(nets: dict[str, str], tables: dict[str, list[Row]], images, preproce
         probs[net] = table3.view_probabilities(model, images, keys, preprocess=preprocess,
                                                autocast=AUTOCAST_DTYPES[precision], done=done, on_view=keep)
         seconds[net] = dict(saved["seconds"])
+        if after is not None:
+            after(net, probs, seconds, {"fresh": fresh, "files": files})
     return probs, seconds, {"fresh": fresh, "files": files}
 
 
 def time_144(net_file: Path, images, preprocess, precision: str, device, view_seconds: dict, fresh: set) -> dict:
-    """``predict_multicrop`` at 144 views against the 48 single-view passes of the same boxes."""
+    """``predict_multicrop`` at 144 views against the 48 single-view passes of the same boxes, both
+    timed in this process: passes taken from the cache of an earlier run are run again to time them."""
     from course_pkg.accuracy import AUTOCAST_DTYPES
     from course_pkg.checkpoint import load_model
     from course_pkg.evaluate import predict_multicrop
 
     model, _ = load_model(net_file, device)
     view_set = table3.VIEW_SETS["144"]
+    keys = list(dict.fromkeys(table3.view_keys(view_set)))
+    retimed = not set(keys) <= fresh
+    if retimed:
+        view_seconds = {}
+        table3.view_probabilities(model.eval(), images, keys, preprocess=preprocess,
+                                  autocast=AUTOCAST_DTYPES[precision],
+                                  on_view=lambda key, p, s: view_seconds.__setitem__(key, s))
     start = time.perf_counter()
     p = predict_multicrop(model.eval(), images, view_set.scheme, crop=view_set.crop, scales=view_set.scales,
                           preprocess=preprocess, autocast=AUTOCAST_DTYPES[precision], channels_last=True,
                           chunk_size=480)
     batched = time.perf_counter() - start
-    keys = set(table3.view_keys(view_set))
     single = sum(view_seconds[k] for k in keys)
     return {"views": 144, "distinct": len(keys), "predict_multicrop_seconds": round(batched, 1),
             "single_view_passes_seconds": round(single, 1), "ratio": round(batched / single, 3),
-            "same_process": keys <= fresh, "probabilities": p}
+            "same_process": True, "passes_retimed": retimed, "probabilities": p}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -182,15 +192,23 @@ def main(argv: list[str] | None = None) -> dict:
         return data.normalize(v, "cifar10")
 
     started = time.perf_counter()
-    probs, seconds, info = compute(nets, tables, images, preprocess, precision, args.cache, args.limit, device)
-    timing = None
-    if "scale" in probs and set(table3.view_keys(table3.VIEW_SETS["144"])) <= set(probs["scale"]):
-        timing = time_144(REPO / info["files"]["scale"]["weights"], images, preprocess, precision, device,
-                          seconds["scale"], info["fresh"]["scale"])
-        mine = table3.set_probabilities(probs["scale"], table3.VIEW_SETS["144"])
-        p = timing.pop("probabilities")
-        timing["max_abs_difference"] = float((p - mine).abs().max())
-        timing["same_top1"] = float((p.argmax(1) == mine.argmax(1)).float().mean())
+    timing = {}
+
+    def time_after_scale(net, probs, seconds, info):
+        # timed right after the scale network's own single-view passes, in the same process
+        if net == "scale" and set(table3.view_keys(table3.VIEW_SETS["144"])) <= set(probs["scale"]):
+            timing.update(time_144(REPO / info["files"]["scale"]["weights"], images, preprocess, precision,
+                                   device, seconds["scale"], info["fresh"]["scale"]))
+            mine = table3.set_probabilities(probs["scale"], table3.VIEW_SETS["144"])
+            p = timing.pop("probabilities")
+            timing["max_abs_difference"] = float((p - mine).abs().max())
+            timing["same_top1"] = float((p.argmax(1) == mine.argmax(1)).float().mean())
+            print(f"  144 views batched: {timing['predict_multicrop_seconds']} s against "
+                  f"{timing['single_view_passes_seconds']} s of single-view passes", flush=True)
+
+    probs, seconds, info = compute(nets, tables, images, preprocess, precision, args.cache, args.limit, device,
+                                   after=time_after_scale)
+    timing = timing or None
     result = {**meta(device), "precision": precision,
               "command": "python benchmarks/table3_cifar.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "data": data.data_source("cifar10"), "images": int(labels.numel()),
@@ -220,7 +238,7 @@ def markdown(result: dict) -> str:
     if t:
         lines += [f"144 views with `predict_multicrop`: {t['predict_multicrop_seconds']} s; the {t['distinct']} "
                   f"distinct views as single-view passes: {t['single_view_passes_seconds']} s (ratio "
-                  f"{t['ratio']}; {'both in this run' if t['same_process'] else 'the passes from an earlier run'}); "
+                  f"{t['ratio']}; both timed in this run{', the passes run again for it' if t.get('passes_retimed') else ''}); "
                   f"largest difference of a probability {t['max_abs_difference']:.2g}, same top-1 on "
                   f"{t['same_top1']:.2%} of the images.", ""]
     return "\n".join(lines)
