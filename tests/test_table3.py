@@ -159,9 +159,10 @@ def test_the_benchmark_writes_its_tables_resumes_and_times_144_views(repo_root, 
             "--cache", str(tmp_path / "cache"), *[f"--network={n}={shipped}" for n in bench.NETWORKS]]
     result = bench.main(args)
     views = result["tables"]["views"]
-    assert [r["views"] for r in views] == ["image", "mirror", "padded_ten", "centre", "ten", "144"]
-    assert all(r["images"] == 4 for r in views) and all("vs_base" in r for r in views[1:])
-    assert views[4]["vs"]["against"] == views[3]["label"]  # 10 crops compared with 1 crop
+    assert [r["views"] for r in views] == ["centre", "ten", "144", "image", "mirror", "padded_ten"]
+    assert all(r["images"] == 4 for r in views) and all(r["vs_base"]["against"] == "scale: 1 crop" for r in views[1:])
+    assert views[2]["vs"]["against"] == "scale: 10 crops"
+    assert views[4]["vs"]["against"] == views[5]["vs"]["against"] == "scale: the image"
     # a network averaged with itself is itself: no change, and the words say so
     same = result["tables"]["unequal"][2]
     assert same["networks"] == ["padcrop", "scale"] and same["vs_base"]["difference"] == 0
