@@ -177,9 +177,13 @@ checks.require(torch.allclose(_got, _reduce(_logits[None], "softmax_mean")[0], a
 # ## 4. What do the crops gain on your network?
 #
 # Run this with your CIFAR-10 GoogLeNet from assignment 3 (copy its class into the cell
-# below or upload `googlenet_cifar.pt` and the class).  CIFAR images are 32x32, so the
-# views are made from the image upscaled: 1 crop = the image itself; 10 crops at 40 → 32;
-# 144 crops with scales 32, 36, 40, 44.  This part is not graded — write what you observe.
+# below or upload `googlenet_cifar.pt` and the class).  The views are chapter 8's, so that your
+# table and the chapter's compare row by row: the paper's scales 256/288/320/352 for 224-pixel
+# crops, shrunk by 32/224 to 37/41/46/50 pixels for 32-pixel crops (`table3.CIFAR_SCALES`);
+# 1 crop is the centre of the image resized to 37, 10 crops the ten-crop at 37, and two views of
+# the image itself: alone, and with its mirror.  Your network trained on padded crops and mirrors,
+# like chapter 8's pad-crop network: which of its rows do yours resemble, and why do the mirror
+# and the upsampled views differ?  This part is not graded — write what you observe.
 #
 # By default it measures 200 test images: a few minutes on 2 CPU cores, enough to see the
 # trend but with a wide margin of error (one image is half a point).  `FULL = True` (or the
@@ -188,7 +192,7 @@ checks.require(torch.allclose(_got, _reduce(_logits[None], "softmax_mean")[0], a
 
 # %%
 import os
-from course_pkg import data
+from course_pkg import data, table3
 from course_pkg.evaluate import evaluate_multicrop, format_table3
 from course_pkg.models import create
 
@@ -205,11 +209,9 @@ else:
     checks.load_student_checkpoint(model, "googlenet_cifar.pt")
     model = model.to(device)
     images, labels = data.load_arrays("cifar10", "test", limit=N_IMAGES)
-    schemes = {
-        "1 crop": dict(scheme="center", crop=32, scales=None),
-        "10 crops": dict(scheme="ten", crop=32, scales=[40]),
-        "144 crops": dict(scheme="googlenet144", crop=32, scales=[32, 36, 40, 44]),
-    }
+    # chapter 8's view sets (table3.VIEW_SETS), in its order, but for the padded ten-crop
+    views = [table3.VIEW_SETS[key] for key in ("centre", "ten", "144", "image", "mirror")]
+    schemes = {v.label: dict(scheme=v.scheme, crop=v.crop, scales=v.scales) for v in views}
     rows = evaluate_multicrop(model, data.prepare(images, "cifar10"), torch.as_tensor(labels), schemes,
                               preprocess=lambda v: data.normalize(v.to(device), "cifar10"),
                               chunk_size=4096)

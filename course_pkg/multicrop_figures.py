@@ -165,7 +165,7 @@ def format_table3(rows: list[dict]) -> str:
     measured time per image, and the paper's top-5 error for the same numbers of crops: its one
     model, or its ensemble of seven for an ensemble)."""
     lines = [
-        "| models | crops | scheme | averaging | cost | ms / image | top-1 error | top-5 error | vs base "
+        "| models | crops | scheme | averaging | cost | ms / image | top-1 error | top-5 error | top-1 vs base "
         "| paper's top-5 error |",
         "|---:|---:|---|---|---:|---:|---:|---:|---:|---:|",
     ]

@@ -297,3 +297,20 @@ def test_assignment3_times_and_reference_figures_are_the_measured_ones():
     assert (f"{100 * reference['test_acc']:.1f}% on the whole test split after its {len(acc)} epochs, "
             f"{100 * acc[5]:.1f}% after 5, {100 * acc[3]:.1f}% after 3") in source.replace("\n# ", " ")
     assert "CIFAR10.replace(epochs=12, lr=0.05)" in source and "12 epochs" in source
+
+
+def test_assignment4_measures_the_views_of_chapter8():
+    """Assignment 4's ungraded measurement uses chapter 8's view sets and states their scales, which
+    are the paper's 256-352 for 224-pixel crops shrunk to 32-pixel crops."""
+    from course_pkg import table3
+    from course_pkg.multicrop import PAPER_CROP, PAPER_SCALES
+
+    source = converter.source_path("04_multicrop").read_text()
+    assert table3.CIFAR_SCALES == tuple(round(s * 32 / PAPER_CROP) for s in PAPER_SCALES)
+    text = source.replace("\n# ", " ")
+    assert (f"the paper's scales {'/'.join(map(str, PAPER_SCALES))} for {PAPER_CROP}-pixel crops, shrunk by "
+            f"32/{PAPER_CROP} to {'/'.join(map(str, table3.CIFAR_SCALES))} pixels") in text
+    assert f"the centre of the image resized to {table3.CIFAR_SCALES[0]}, 10 crops the ten-crop at " \
+           f"{table3.CIFAR_SCALES[0]}" in text
+    # the cell builds its schemes from chapter 8's view sets, not from numbers of its own
+    assert "table3.VIEW_SETS[key] for key in" in source and "scales=[" not in source.split("## 4.")[1]

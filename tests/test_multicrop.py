@@ -410,6 +410,7 @@ def test_evaluate_multicrop_table_shape():
     assert rows[-1]["top5"] == pytest.approx(topk_accuracy(ens, y, (5,))[5])
     assert rows[-1]["top5_error"] == pytest.approx(100 * (1 - rows[-1]["top5"]))
     assert rows[0]["vs_base"] == 0
+    assert rows[4]["vs_base"] == pytest.approx(100 * (rows[0]["top1"] - rows[4]["top1"]))  # top-1 error, points
     assert all(r["ms_per_image"] > 0 for r in rows)
     # an ensemble's time per image is its members' times added up
     assert rows[5]["ms_per_image"] == pytest.approx(3 * rows[2]["ms_per_image"])
