@@ -16,6 +16,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from textwrap import dedent
 
@@ -940,3 +942,33 @@ def check_solver_and_blank(graded: Graded, assignment: str) -> None:
     assert float(graded.rows["solver"]["seconds"]) < 120
     assert_no_hidden_tests(graded.feedback("solver"), assignment)
     assert_no_hidden_tests(graded.feedback("blank"), assignment)
+
+
+# --------------------------------------------------------------------------------------------
+# The grader as an instructor installs it: from the wheel, no checkout on the path
+# --------------------------------------------------------------------------------------------
+def test_a_class_is_graded_from_an_installed_wheel(course, tmp_path):
+    """`course grade` run by a Python that imports course_pkg from an installed wheel (not this
+    checkout): its sandbox exposes that copy of the package, and the class is graded as usual."""
+    assignment = "01_lenet_alexnet"
+    wheels, site = tmp_path / "wheels", tmp_path / "site-packages"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(wheels), str(REPO)], check=True, timeout=900, capture_output=True)
+    (wheel,) = wheels.glob("course_pkg-*.whl")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
+                   check=True, timeout=600, capture_output=True)
+    submissions = tmp_path / "submissions"
+    write(submissions / "solver", f"{assignment}.ipynb", solved(assignment))
+    write(submissions / "blank", f"{assignment}.ipynb", released(assignment))
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    env.pop("COURSE_DATA", None)  # assignment 1 reads no data set
+    where = subprocess.run([sys.executable, "-c", "import course_pkg; print(course_pkg.__file__)"], cwd=course,
+                           env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert Path(where).is_relative_to(site), f"the grader would import {where}, not the installed wheel"
+    done = subprocess.run([sys.executable, "-c", "import sys; from course_pkg.cli import main; sys.exit(main())",
+                           "grade", assignment, "--course-dir", str(course), "--submissions", str(submissions),
+                           "--cell-timeout", str(CELL_TIMEOUT), "--timeout", "240"],
+                          cwd=course, env=env, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "GRADING MACHINERY FAILURE" not in done.stdout + done.stderr
+    check_solver_and_blank(Graded(course, assignment, done.returncode), assignment)
