@@ -238,9 +238,10 @@ def markdown(result: dict) -> str:
         lines += [f"## {name}", "", table3.format_rows(rows), ""]
     t = result.get("timing_144")
     if t:
+        again = ", the passes run again for it" if t.get("passes_retimed") else ""
         lines += [f"144 views with `predict_multicrop`: {t['predict_multicrop_seconds']} s; the {t['distinct']} "
                   f"distinct views as single-view passes: {t['single_view_passes_seconds']} s (ratio "
-                  f"{t['ratio']}; both timed in this run{', the passes run again for it' if t.get('passes_retimed') else ''}); "
+                  f"{t['ratio']}; both timed in this run{again}); "
                   f"largest difference of a probability {t['max_abs_difference']:.2g}, same top-1 on "
                   f"{t['same_top1']:.2%} of the images.", ""]
     return "\n".join(lines)
