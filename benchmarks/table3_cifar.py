@@ -15,9 +15,11 @@ Four tables, from one run (so that their timings agree), of the networks in :dat
 - ``unequal``: an ensemble of two networks of unequal accuracy (pad-crop BN + faithful).
 
 Each distinct view is one batched pass over the test split (:func:`course_pkg.table3.view_probabilities`),
-saved in ``.cache/table3/`` as it finishes (run the command again after an interruption).  The run
-also times :func:`course_pkg.evaluate.predict_multicrop` at 144 views against the 48 single-view
-passes of the same views, on the same network.  Writes ``benchmarks/results/table3_cifar.{json,md}``.
+saved in ``.cache/table3/`` as it finishes (run the command again after an interruption).  Last, the
+run times :func:`course_pkg.evaluate.predict_multicrop` at 144 views against the 48 single-view
+passes of the same views, back to back on the scale network and ``--timing-images`` test images (a
+ratio needs no full split; the passes above may have come from the cache of an earlier process).
+Writes ``benchmarks/results/table3_cifar.{json,md}``.
 """
 
 from __future__ import annotations
@@ -103,24 +105,21 @@ def needed_keys(tables: dict[str, list[Row]]) -> dict[str, list]:
 
 
 def compute(nets: dict[str, str], tables: dict[str, list[Row]], images, preprocess, precision: str,
-            cache: Path, limit: int | None, device, after=None) -> tuple[dict, dict, dict]:
-    """Per network: the probabilities of each view it needs, the seconds of each view's pass, and
-    whether that pass ran in this process.  ``after(net, probs, seconds, info)`` runs when a
-    network's views are done (the 144-view timing runs right after the passes it is set against)."""
+            cache: Path, limit: int | None, device) -> tuple[dict, dict, dict]:
+    """Per network: the probabilities of each view it needs, and the seconds of each view's pass
+    (in this process or the earlier one whose cache it read); and its weights file."""
     from course_pkg.accuracy import AUTOCAST_DTYPES
 
-    probs, seconds, fresh, files = {}, {}, {}, {}
+    probs, seconds, files = {}, {}, {}
     for net, keys in needed_keys(tables).items():
         model, path = load_network(net, nets[net], device)
         files[net] = {"weights": str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path),
                       "sha256_16": _sha(path)}
         store = cache / f"{net}-{files[net]['sha256_16']}-{limit or 'all'}-{precision}.pt"
         saved = torch.load(store) if store.is_file() else {"probs": {}, "seconds": {}}
-        fresh[net] = set()
 
         def keep(key, p, s, net=net, saved=saved, store=store):
             saved["probs"][key], saved["seconds"][key] = p.half(), s
-            fresh[net].add(key)
             store.parent.mkdir(parents=True, exist_ok=True)
             torch.save(saved, store)
             print(f"  {net}: view {len(saved['probs'])}/{len(keys)} {key} in {s:.1f} s", flush=True)
@@ -129,14 +128,12 @@ def compute(nets: dict[str, str], tables: dict[str, list[Row]], images, preproce
         probs[net] = table3.view_probabilities(model, images, keys, preprocess=preprocess,
                                                autocast=AUTOCAST_DTYPES[precision], done=done, on_view=keep)
         seconds[net] = dict(saved["seconds"])
-        if after is not None:
-            after(net, probs, seconds, {"fresh": fresh, "files": files})
-    return probs, seconds, {"fresh": fresh, "files": files}
+    return probs, seconds, {"files": files}
 
 
-def time_144(net_file: Path, images, preprocess, precision: str, device, view_seconds: dict, fresh: set) -> dict:
-    """``predict_multicrop`` at 144 views against the 48 single-view passes of the same boxes, both
-    timed in this process: passes taken from the cache of an earlier run are run again to time them."""
+def time_144(net_file: Path, images, preprocess, precision: str, device) -> dict:
+    """``predict_multicrop`` at 144 views against the 48 single-view passes of the same boxes, timed
+    back to back in this process on ``images``; and how far the two routes' averages are apart."""
     from course_pkg.accuracy import AUTOCAST_DTYPES
     from course_pkg.checkpoint import load_model
     from course_pkg.evaluate import predict_multicrop
@@ -144,21 +141,22 @@ def time_144(net_file: Path, images, preprocess, precision: str, device, view_se
     model, _ = load_model(net_file, device)
     view_set = table3.VIEW_SETS["144"]
     keys = list(dict.fromkeys(table3.view_keys(view_set)))
-    retimed = not set(keys) <= fresh
-    if retimed:
-        view_seconds = {}
-        table3.view_probabilities(model.eval(), images, keys, preprocess=preprocess,
-                                  autocast=AUTOCAST_DTYPES[precision],
-                                  on_view=lambda key, p, s: view_seconds.__setitem__(key, s))
+    seconds = {}
+    single = table3.view_probabilities(model.eval(), images, keys, preprocess=preprocess,
+                                       autocast=AUTOCAST_DTYPES[precision],
+                                       on_view=lambda key, p, s: seconds.__setitem__(key, s))
     start = time.perf_counter()
     p = predict_multicrop(model.eval(), images, view_set.scheme, crop=view_set.crop, scales=view_set.scales,
                           preprocess=preprocess, autocast=AUTOCAST_DTYPES[precision], channels_last=True,
                           chunk_size=480)
     batched = time.perf_counter() - start
-    single = sum(view_seconds[k] for k in keys)
-    return {"views": 144, "distinct": len(keys), "predict_multicrop_seconds": round(batched, 1),
-            "single_view_passes_seconds": round(single, 1), "ratio": round(batched / single, 3),
-            "same_process": True, "passes_retimed": retimed, "probabilities": p}
+    mine = table3.set_probabilities(single, view_set)
+    return {"views": 144, "distinct": len(keys), "images": len(images),
+            "predict_multicrop_seconds": round(batched, 1),
+            "single_view_passes_seconds": round(sum(seconds.values()), 1),
+            "ratio": round(batched / sum(seconds.values()), 3),
+            "max_abs_difference": float((p - mine).abs().max()),
+            "same_top1": float((p.argmax(1) == mine.argmax(1)).float().mean())}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -168,6 +166,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--network", action="append", default=[], metavar="NAME=FILE",
                         help="use this checkpoint file for a network (a plumbing check)")
     parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
+    parser.add_argument("--timing-images", type=int, default=1000,
+                        help="test images (spread over the split) of the 144-view timing; 0: no timing")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--cache", type=Path, default=CACHE)
     args = parser.parse_args(argv)
@@ -194,32 +194,16 @@ def main(argv: list[str] | None = None) -> dict:
         return data.normalize(v, "cifar10")
 
     started = time.perf_counter()
-    timing = {}
+    probs, seconds, info = compute(nets, tables, images, preprocess, precision, args.cache, args.limit, device)
+    timing = None
+    if args.timing_images and "scale" in probs:
+        from course_pkg.data import subset_indices
 
-    keys_144 = set(table3.view_keys(table3.VIEW_SETS["144"]))
-
-    def timed(net, probs, seconds, info):
-        """Time 144 views on ``net`` against its 48 single-view passes, run in this process."""
-        timing.update(time_144(REPO / info["files"][net]["weights"], images, preprocess, precision,
-                               device, seconds[net], info["fresh"][net]))
-        mine = table3.set_probabilities(probs[net], table3.VIEW_SETS["144"])
-        p = timing.pop("probabilities")
-        timing.update(network=net, max_abs_difference=float((p - mine).abs().max()),
-                      same_top1=float((p.argmax(1) == mine.argmax(1)).float().mean()))
-        print(f"  144 views batched on {net}: {timing['predict_multicrop_seconds']} s against "
+        subset = images[torch.as_tensor(subset_indices(len(images), min(args.timing_images, len(images))))]
+        timing = {"network": "scale", **time_144(REPO / info["files"]["scale"]["weights"], subset, preprocess,
+                                                   precision, device)}
+        print(f"  144 views batched on scale: {timing['predict_multicrop_seconds']} s against "
               f"{timing['single_view_passes_seconds']} s of single-view passes", flush=True)
-
-    def time_after(net, probs, seconds, info):
-        # right after the first network whose 144 views all ran in this process (a resumed run
-        # times a network it had not reached), so that no pass has to run twice
-        if not timing and keys_144 <= info["fresh"][net]:
-            timed(net, probs, seconds, info)
-
-    probs, seconds, info = compute(nets, tables, images, preprocess, precision, args.cache, args.limit, device,
-                                   after=time_after)
-    if not timing and "scale" in probs and keys_144 <= set(probs["scale"]):
-        timed("scale", probs, seconds, info)  # every pass came from the cache: time scale's again
-    timing = timing or None
     result = {**meta(device), "precision": precision,
               "command": "python benchmarks/table3_cifar.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "data": data.data_source("cifar10"), "images": int(labels.numel()),
@@ -247,11 +231,10 @@ def markdown(result: dict) -> str:
         lines += [f"## {name}", "", table3.format_rows(rows), ""]
     t = result.get("timing_144")
     if t:
-        again = ", the passes run again for it" if t.get("passes_retimed") else ""
-        lines += [f"144 views of `{t.get('network', 'scale')}` with `predict_multicrop`: "
+        lines += [f"144 views of `{t['network']}` on {t['images']:,} test images with `predict_multicrop`: "
                   f"{t['predict_multicrop_seconds']} s; the {t['distinct']} "
                   f"distinct views as single-view passes: {t['single_view_passes_seconds']} s (ratio "
-                  f"{t['ratio']}; both timed in this run{again}); "
+                  f"{t['ratio']}; timed back to back in this run); "
                   f"largest difference of a probability {t['max_abs_difference']:.2g}, same top-1 on "
                   f"{t['same_top1']:.2%} of the images.", ""]
     return "\n".join(lines)

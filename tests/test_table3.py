@@ -168,18 +168,16 @@ def test_the_benchmark_writes_its_tables_resumes_and_times_144_views(repo_root, 
     assert same["networks"] == ["padcrop", "scale"] and same["vs_base"]["difference"] == 0
     assert same["vs_base"]["direction"] == "no change shown"
     timing = result["timing_144"]
-    assert timing["same_process"] and timing["distinct"] == 48 and timing["same_top1"] == 1.0
+    assert timing["network"] == "scale" and timing["images"] == 4
+    assert timing["distinct"] == 48 and timing["same_top1"] == 1.0
     assert timing["max_abs_difference"] < 1e-2  # two routes to the same 144-view average
+    assert timing["ratio"] > 0 and timing["predict_multicrop_seconds"] > 0
     text = (tmp_path / "out" / "table3_cifar.md").read_text()
-    assert "## views" in text and "## unequal" in text and "both timed in this run" in text
-    assert not timing["passes_retimed"] and timing["network"] == "scale"
-    # run again: every view comes from the cache, and the passes the timing is set against run again
-    again = bench.main(args)
-    assert again["tables"] == result["tables"]
-    assert again["timing_144"]["same_process"] and again["timing_144"]["passes_retimed"]
-    # resumed after the scale network's passes: the timing goes to the next network, whose passes are new
-    more = bench.main([*args[:1], "views,unequal,counter_example", *args[2:]])
-    assert more["timing_144"]["network"] == "padcrop" and not more["timing_144"]["passes_retimed"]
+    assert "## views" in text and "## unequal" in text and "timed back to back in this run" in text
+    # run again: every view comes from the cache (the same tables); no timing when asked for none
+    again = bench.main([*args, "--timing-images", "0"])
+    assert again["tables"] == result["tables"] and again["timing_144"] is None
+    assert "timed back to back" not in (tmp_path / "out" / "table3_cifar.md").read_text()
     with pytest.raises(SystemExit, match="network scale_s1: no weights at .*name an existing checkpoint"):
         bench.main(["--tables", "models", "--limit", "4", "--out", str(tmp_path / "o2"), "--cache",
                     str(tmp_path / "c2"), f"--network=scale={shipped}", f"--network=scale_s1={tmp_path / 'none.pt'}"])
