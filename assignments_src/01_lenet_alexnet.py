@@ -122,10 +122,14 @@ checks.fail_on(checks.diagnose_by_hand(globals(), "lenet_by_hand"), "LeNet-5 by 
 # ## 2. AlexNet (Krizhevsky et al., 2012), on one GPU
 #
 # Input 3x227x227 (the paper says 224, but only 227 gives its 55x55 maps).  ReLU after
-# every convolution and hidden linear layer; local response normalisation
-# (`nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2)`) after the ReLUs of `conv1` and
-# `conv2`; max pools 3x3 with stride 2 after `conv1`, `conv2` and `conv5`; dropout 0.5
-# before `fc7` and `fc8`.  No two-GPU split here (`groups=1`).
+# every convolution and hidden linear layer; after the ReLUs of `conv1` and `conv2`, local
+# response normalisation and then a max pool 3x3 with stride 2 (in this order: the paper's
+# pools follow its normalisation layers); one more such pool after the ReLU of `conv5`;
+# dropout 0.5 before `fc7` and `fc8`.  No two-GPU split here (`groups=1`).
+#
+# The normalisation is the paper's formula (chapter 3): k = 2, n = 5, α = 1e-4, β = 0.75.
+# PyTorch's `nn.LocalResponseNorm` divides its `alpha` by the size n (as Caffe does), so the
+# paper's layer is `nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2)`.
 #
 # | name | layer |
 # |---|---|
@@ -151,7 +155,7 @@ class AlexNet(nn.Module):
         self.fc7 = nn.Linear(4096, 4096)
         self.fc8 = nn.Linear(4096, num_classes)
         self.pool = nn.MaxPool2d(3, stride=2)
-        self.lrn = nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)
+        self.lrn = nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)  # alpha / 5 = the paper's 1e-4
         self.relu = nn.ReLU()
         self.dropout = nn.Dropout(0.5)
         ### END SOLUTION

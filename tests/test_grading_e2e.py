@@ -816,6 +816,18 @@ def graded3(course, course_data, tmp_path_factory) -> tuple[Graded, Path]:
             print("no test data in the sandbox:", type(_e).__name__)
     """))
     shutil.copy(untrained, subs / "lookup" / "googlenet_cifar.pt")
+    # the right layers and shapes, every output zeros (the auxiliary head and the whole network)
+    write(subs / "zeroes", f"{A3}.ipynb", attack(attack(solved(A3), "inception_aux", """
+        class InceptionAux(InceptionAux):
+            def forward(self, x):
+                return torch.zeros_like(super().forward(x))
+    """), "googlenet", """
+        class GoogLeNet(GoogLeNet):
+            def forward(self, x):
+                out = super().forward(x)
+                return tuple(map(torch.zeros_like, out)) if isinstance(out, tuple) else torch.zeros_like(out)
+    """))
+    shutil.copy(untrained, subs / "zeroes" / "googlenet_cifar.pt")
     # the course's 60 s per cell: the accuracy cell may have to decode the JPEG test images first;
     # two students at a time, as an instructor grades a class (and half the wall time of this test)
     return run_grade(course, A3, subs, "--timeout", "300", "--jobs", "2", cell_timeout=60), marker
@@ -834,6 +846,16 @@ def test_checkpoint_solution_passes_everything_but_accuracy(graded3):
     for student in graded.rows:
         assert_no_hidden_tests(graded.feedback(student), A3)
     assert float(graded.rows["solver"]["seconds"]) < 120
+
+
+def test_outputs_of_zeros_lose_the_cells_about_outputs_only(graded3):
+    """The right layers and shapes with outputs of zeros: the cells that run the networks give
+    nothing; the parameter counts, the training-mode tuple and the checkpoint are the solver's."""
+    graded, _ = graded3
+    recomputed = ("test_inception_aux", "test_googlenet_shapes", "test_cifar_model")
+    for c in graded.cells():
+        assert graded.score("zeroes", c) == (0 if c in recomputed else graded.score("solver", c)), c
+    assert "not what its own layers compute" in graded.output_text("zeroes", "test_cifar_model")
 
 
 def test_accuracy_is_measured_by_the_grader_and_cheats_get_no_credit(graded3):
@@ -912,11 +934,24 @@ def test_solution_full_blank_zero_lenet_alexnet(course, tmp_path):
     cell(nb, "lenet5").source = ("from course_pkg.models import create\n"
                                  "LeNet5 = lambda: create('lenet5', variant='modern')\n")
     write(tmp_path / "registry", f"{assignment}.ipynb", nb)
+    # the right layers, outputs of zeros of the right shape (both networks): nothing for them
+    nb = solved(assignment)
+    for grade_id, name in (("lenet5", "LeNet5"), ("alexnet", "AlexNet")):
+        attack(nb, grade_id, f"""
+            class {name}({name}):
+                def forward(self, x):
+                    return torch.zeros_like(super().forward(x))
+        """)
+    write(tmp_path / "zeroes", f"{assignment}.ipynb", nb)
     graded = run_grade(course, assignment, tmp_path, "--timeout", "240")
     check_solver_and_blank(graded, assignment)
     assert graded.score("registry", "test_lenet5") == 0
     assert "hidden while the notebook is graded" in graded.output_text("registry", "test_lenet5")
     assert graded.score("registry", "test_alexnet") == graded.score("solver", "test_alexnet") > 0
+    for c in graded.cells():
+        expected = 0 if c in ("test_lenet5", "test_alexnet") else graded.score("solver", c)
+        assert graded.score("zeroes", c) == expected, c
+    assert "not what its own layers compute" in graded.output_text("zeroes", "test_alexnet")
 
 
 def test_two_shards_merged_grade_like_one_run(course, tmp_path):

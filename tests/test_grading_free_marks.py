@@ -90,6 +90,100 @@ def test_a_branch_without_its_relu_is_an_output_finding():
 
 
 # --------------------------------------------------------------------------------------------
+# Whole networks (assignments 1 and 3): their output recomputed with fixed weights
+# --------------------------------------------------------------------------------------------
+LENET_CHILDREN = ["c1", "s2", "c3", "s4", "c5", "f6", "output"]
+
+
+class LeNet5(nn.Module):
+    """A student's LeNet-5 as assignment 1 asks for it; ``relu_on_f6=False`` forgets one ReLU,
+    ``wrapped`` puts each convolution in a Sequential of its own (other keys, the same network)."""
+
+    def __init__(self, relu_on_f6: bool = True, wrapped: bool = False) -> None:
+        super().__init__()
+
+        def conv(cin, cout):
+            return nn.Sequential(nn.Conv2d(cin, cout, 5)) if wrapped else nn.Conv2d(cin, cout, 5)
+
+        self.c1, self.s2, self.c3, self.s4 = conv(1, 6), nn.MaxPool2d(2), conv(6, 16), nn.MaxPool2d(2)
+        self.c5, self.f6, self.output = conv(16, 120), nn.Linear(120, 84), nn.Linear(84, 10)
+        self.relu_on_f6 = relu_on_f6
+
+    def forward(self, x):  # noqa: D102
+        x = self.s4(torch.relu(self.c3(self.s2(torch.relu(self.c1(x))))))
+        x = self.f6(torch.relu(self.c5(x)).flatten(1))
+        return self.output(torch.relu(x) if self.relu_on_f6 else x)
+
+
+def _lenet_findings(student) -> list:
+    from course_pkg.models import create
+
+    return checks.diagnose_model(student, create("lenet5", variant="modern"), (1, 32, 32), name="LeNet5",
+                                 children=LENET_CHILDREN)
+
+
+def _lenet_handed_over(tmp_path: Path, cls: type = LeNet5) -> dict:
+    torch.save({"LeNet5": handover.network_class([((), {})], (1, 32, 32))(cls), "__missing__": []},
+               tmp_path / "lenet.pt")
+    return replicas.load(tmp_path / "lenet.pt")
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_a_network_that_computes_what_its_layers_say_has_no_findings(wrapped, tmp_path):
+    assert _lenet_findings(LeNet5(wrapped=wrapped)) == []
+    assert _lenet_findings(_lenet_handed_over(tmp_path, lambda: LeNet5(wrapped=wrapped))["LeNet5"]()) == []
+
+
+def test_a_network_without_one_relu_is_an_output_finding(tmp_path):
+    """The layers and shapes are right, so only the recomputed output can tell (assignment 1 gave
+    full marks for this before)."""
+    student = LeNet5(relu_on_f6=False)
+    for findings in (_lenet_findings(student), _lenet_findings(
+            _lenet_handed_over(tmp_path, lambda: LeNet5(relu_on_f6=False))["LeNet5"]())):
+        assert [f.kind for f in findings] == ["output"], findings
+        assert "not what its own layers compute" in str(findings[0])
+    # the student's own weights are left alone by the self-check
+    before = {k: v.clone() for k, v in student.state_dict().items()}
+    _lenet_findings(student)
+    assert all(torch.equal(before[k], v) for k, v in student.state_dict().items())
+
+
+def test_forged_network_records_earn_nothing(tmp_path):
+    """A record with the right layers and shapes but an output that was not computed, or none."""
+    honest = _lenet_handed_over(tmp_path)["LeNet5"]
+    assert _lenet_findings(honest()) == []
+    forged = _lenet_handed_over(tmp_path)["LeNet5"]
+    entry = next(iter(forged._built.values()))
+    entry["fixed"]["out"] = torch.zeros_like(entry["fixed"]["out"])
+    assert [f.kind for f in _lenet_findings(forged())] == ["output"]
+    entry["fixed"]["key"] = "another input"
+    assert "not handed over" in str(_lenet_findings(forged()))
+    entry.pop("fixed")
+    assert "not handed over" in str(_lenet_findings(forged()))
+    # claiming weights the network does not have: nothing stands for the reference's c1.weight
+    entry = next(iter(honest._built.values()))
+    entry["fixed"]["filled"] = [(k, s) for k, s in entry["fixed"]["filled"] if not k.startswith("c1.")]
+    assert "nothing in your network's weights stands for c1.weight" in str(_lenet_findings(honest()))
+
+
+def test_the_auxiliary_head_is_recomputed_too(tmp_path):
+    """Assignment 3's InceptionAux, handed over as its test cell does: the honest head has no
+    finding, the same head with a forward of zeros has one."""
+    from course_pkg.models.googlenet import InceptionAux
+
+    class ZeroAux(InceptionAux):
+        def forward(self, x):  # noqa: D102
+            return torch.zeros_like(super().forward(x))
+
+    for cls, kinds in ((InceptionAux, []), (ZeroAux, ["output"])):
+        torch.save({"InceptionAux": handover.network_class([((512, 1000), {})], lambda a: (a[0], 14, 14))(cls)},
+                   tmp_path / "aux.pt")
+        replica = replicas.load(tmp_path / "aux.pt")["InceptionAux"](512, 1000)
+        findings = checks.diagnose_model(replica, InceptionAux(512, 1000), (512, 14, 14), name="InceptionAux")
+        assert [f.kind for f in findings] == kinds, findings
+
+
+# --------------------------------------------------------------------------------------------
 # The sandbox's course package
 # --------------------------------------------------------------------------------------------
 def test_hidden_definitions_raise_and_the_rest_of_the_module_stays(monkeypatch):

@@ -4,8 +4,10 @@ When ``course grade`` runs a notebook, the student's code runs in a sandbox and 
 cells only *hand over* what the grader needs: answers (numbers, dicts, tensors), and for classes
 and functions the results of calling them on fixed inputs — for a network, the layers it is made
 of (type, channels, kernel, stride, padding, parameter shapes), its output and the output shape
-of every sub-module for the probe inputs.  Everything is written with ``torch.save`` and read by
-the grader with ``torch.load(weights_only=True)``: tensors, numbers, strings, lists and dicts.
+of every sub-module for the probe inputs, and its output once more with fixed public weights
+(:func:`fixed_weights_output`, which the grader recomputes).  Everything is written with
+``torch.save`` and read by the grader with ``torch.load(weights_only=True)``: tensors, numbers,
+strings, lists and dicts.
 
 The verdicts are computed afterwards by the grader in a process of its own, from *replicas*
 (:mod:`course_pkg.grading.replicas`) that answer exactly the calls the student's objects answered
@@ -19,6 +21,7 @@ Students never need to call this module themselves; the test cells do.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import sys
 from pathlib import Path
@@ -191,13 +194,63 @@ def _weights(module: nn.Module) -> dict[str, Any]:
     return {k: v.detach().to("cpu").clone().contiguous() for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 
+# --------------------------------------------------------------------------------------------
+# Fixed weights: the same network function computed on both sides
+# --------------------------------------------------------------------------------------------
+_FIXED_SEED = "course_pkg fixed weights v1"
+
+
+def fixed_value(key: str, like: torch.Tensor) -> torch.Tensor:
+    """The public value the checks give the weight or buffer named ``key`` (a ``state_dict`` key,
+    the shape of ``like``) before they recompute a network's output: He-scaled normal values for
+    weights of two or more dimensions, values near 1 for scales and variances, small values for
+    biases and means.  The same key and shape give the same values everywhere."""
+    seed = int.from_bytes(hashlib.sha256(f"{_FIXED_SEED}:{key}".encode()).digest()[:8], "little") >> 1
+    v = torch.randn(tuple(like.shape), generator=torch.Generator().manual_seed(seed))
+    leaf = key.rpartition(".")[2]
+    if like.ndim > 1:
+        return v * math.sqrt(2.0 / max(1, like[0].numel()))
+    if leaf == "running_var":
+        return 1 + 0.1 * v.abs()
+    if leaf == "weight":
+        return 1 + 0.1 * v
+    return 0.1 * v
+
+
+def fixed_weights_output(module: nn.Module, x: torch.Tensor) -> tuple[list[tuple[str, list[int]]], Any]:
+    """Give every floating-point tensor of ``module.state_dict()`` its :func:`fixed_value` (in
+    place: pass a copy to keep the weights) and run ``module`` on ``x`` in eval mode; return the
+    keys and shapes set, and the output.  The grader computes the course's network with the same
+    values, matched to these keys (:func:`course_pkg.checks.model.recomputed_output_findings`): an
+    output that the network's own layers did not compute (forged, or a forward that skips or
+    reorders layers) differs."""
+    filled = []
+    with torch.no_grad():
+        for key, tensor in module.state_dict().items():
+            if isinstance(tensor, torch.Tensor) and tensor.is_floating_point():
+                tensor.copy_(fixed_value(key, tensor))
+                filled.append((key, list(tensor.shape)))
+        return filled, module.eval()(x)
+
+
+def _fixed_record(module: nn.Module, x: torch.Tensor) -> dict[str, Any]:
+    try:
+        filled, out = fixed_weights_output(module, x)
+    except Exception as err:  # noqa: BLE001 -- a student's error is data too
+        return {"key": call_key([x], None, False), "out": _error(err), "filled": []}
+    return {"key": call_key([x], None, False), "out": _plain(out), "filled": filled[:10_000]}
+
+
 def module_class(constructions: Iterable[tuple[tuple, dict]], inputs: Callable[[tuple, dict], list[torch.Tensor]],
                  modes: Sequence[bool] = (False,), children: bool = False,
-                 weights: bool = False) -> Callable[[Any], dict[str, Any]]:
+                 weights: bool = False,
+                 fixed_input: Callable[[tuple, dict], torch.Tensor] | None = None) -> Callable[[Any], dict[str, Any]]:
     """A plan for :func:`give`: build the class with each ``(args, kwargs)``, record its layers
     and its forward pass on ``inputs(args, kwargs)`` in each training mode of ``modes``; with
     ``weights`` also its weights, so that the grader can compute itself what those layers give
-    and compare it with the recorded outputs (a forged output fails)."""
+    and compare it with the recorded outputs (a forged output fails).  With ``fixed_input``, last,
+    the output on ``fixed_input(args, kwargs)`` with :func:`fixed_value` weights (for networks too
+    large to hand their weights over; the grader recomputes it the same way)."""
 
     def plan(cls: Any) -> dict[str, Any]:
         built = []
@@ -221,6 +274,8 @@ def module_class(constructions: Iterable[tuple[tuple, dict]], inputs: Callable[[
                 entry["state"] = _weights(obj)
             entry["calls"] = [rec for x in inputs(tuple(args), dict(kwargs)) for mode in modes
                               for rec in _record_call(obj, x, mode, children)]
+            if fixed_input is not None:  # last: it overwrites the weights
+                entry["fixed"] = _fixed_record(obj, fixed_input(tuple(args), dict(kwargs)))
             built.append(entry)
         return {"__kind__": "class", "name": getattr(cls, "__name__", type(cls).__name__),
                 "module": getattr(cls, "__module__", "") or "", "constructions": built}
@@ -262,13 +317,15 @@ def network_class(constructions: Sequence[tuple[tuple, dict]],
                   input_size: Sequence[int] | Callable[[tuple], Sequence[int]], batch: int = 1,
                   modes: Sequence[bool] = (False,)) -> Callable[[Any], dict[str, Any]]:
     """The plan for a network class: built with each ``(args, kwargs)``, run on the checks' probe
-    input of ``batch`` images of ``input_size`` (or ``input_size(args)``) in each mode of ``modes``."""
+    input of ``batch`` images of ``input_size`` (or ``input_size(args)``) in each mode of ``modes``;
+    then, with :func:`fixed_value` weights, on the probe input of one image (what
+    :func:`course_pkg.checks.diagnose_model` recomputes)."""
 
-    def inputs(args: tuple, kwargs: dict) -> list[torch.Tensor]:
-        size = input_size(args) if callable(input_size) else input_size
-        return [probe_input(batch, *size)]
+    def size(args: tuple) -> Sequence[int]:
+        return input_size(args) if callable(input_size) else input_size
 
-    return module_class(constructions, inputs, modes=modes)
+    return module_class(constructions, lambda args, kwargs: [probe_input(batch, *size(args))], modes=modes,
+                        fixed_input=lambda args, kwargs: probe_input(1, *size(args)))
 
 
 def begin(cell: str) -> None:

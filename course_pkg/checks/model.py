@@ -9,7 +9,7 @@ import torch.nn as nn
 
 from .inception import BRANCHES, _compare_convs, _torch_type, diagnose_inception
 from .feedback import Finding
-from .handover import probe_input
+from .handover import call_key, fixed_value, fixed_weights_output, probe_input
 from .param_counts import _fmt, _kernel, _shape, explain_conv_count, n_params
 
 
@@ -97,6 +97,77 @@ def _trace_shapes(model: nn.Module, x: torch.Tensor, names: Sequence[str]) -> tu
     return shapes, error
 
 
+def _match_keys(theirs: list[tuple[str, tuple[int, ...]]], ours: dict[str, torch.Tensor]) -> dict[str, str] | str:
+    """Which of the student's ``state_dict`` keys stands for each floating-point tensor of the
+    reference's: the same name and shape, else, within the same top-level submodule, the next
+    unmatched tensor of the same shape in order (``c1.0.weight`` for ``c1.weight``).  A string
+    says why the two cannot be matched."""
+    ours_f = {k: tuple(v.shape) for k, v in ours.items() if v.is_floating_point()}
+    shape_of = dict(theirs)
+    match = {k: k for k, s in ours_f.items() if shape_of.get(k) == s}
+    used = set(match)
+    for key, shape in ours_f.items():
+        if key in match:
+            continue
+        top = key.split(".")[0]
+        found = next((k for k, s in theirs if k not in used and k.split(".")[0] == top and s == shape), None)
+        if found is None:
+            return f"nothing in your network's weights stands for {key} {list(shape)}"
+        match[key] = found
+        used.add(found)
+    return match
+
+
+def recomputed_output_findings(student: nn.Module, reference: nn.Module, x: torch.Tensor,
+                               name: str = "network") -> list[Finding]:
+    """Whether ``student``'s output on ``x`` is what its layers compute: both networks get the same
+    fixed weights (:func:`course_pkg.checks.handover.fixed_value`, matched by ``state_dict`` key)
+    and their outputs must agree.  For a network handed over by the grader's sandbox, its output
+    there with those weights is compared; a network that does not apply its layers as the paper
+    does (a forgotten ReLU, a skipped layer, an output that was never computed) differs.  The
+    reference's weights are overwritten."""
+    import copy
+
+    if getattr(type(student), "handed_over", False):
+        record = getattr(student, "fixed_record", None)
+        if not isinstance(record, dict) or record.get("key") != call_key([x], None, False):
+            return [Finding(name, "output", "its output with the checks' fixed weights was not handed over, "
+                                            "so what its layers compute could not be checked")]
+        got = record.get("out")
+        items = record.get("filled")
+        filled = [(item[0], tuple(item[1])) for item in (items if isinstance(items, (list, tuple)) else [])
+                  if isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str)
+                  and isinstance(item[1], (list, tuple))]
+        if isinstance(got, dict) and "__error__" in got:
+            return [Finding(name, "output", f"with the checks' fixed weights the forward pass fails: "
+                                            f"{got['__error__']}: {got.get('message', '')}")]
+    else:
+        try:
+            filled, got = fixed_weights_output(copy.deepcopy(student), x)
+        except Exception as err:  # noqa: BLE001 -- report, do not crash the check
+            return [Finding(name, "output", f"with the checks' fixed weights the forward pass fails: "
+                                            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")]
+        filled = [(k, tuple(s)) for k, s in filled]
+    state = reference.state_dict()
+    match = _match_keys(filled, state)
+    if isinstance(match, str):
+        return [Finding(name, "output", f"its output could not be checked against its layers: {match}")]
+    with torch.no_grad():
+        for key, theirs in match.items():
+            state[key].copy_(fixed_value(theirs, state[key]))
+        expected = reference.eval()(x)
+    if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
+        return [Finding(name, "output", f"with the checks' fixed weights its output is {_shape(got)}, expected "
+                                        f"{_shape(expected)}")]
+    diff = (got.float() - expected).abs().max().item()
+    if not diff <= 1e-4 + 1e-3 * expected.abs().max().item():  # (NaN fails too)
+        return [Finding(name, "output", f"its output is not what its own layers compute (largest difference "
+                                        f"{diff:.3g}, both with the checks' fixed weights, on the probe input): its "
+                                        "forward must apply every layer as the table above says, in order, with "
+                                        "each ReLU, pool and normalisation")]
+    return []
+
+
 def diagnose_model(student: nn.Module, reference: nn.Module, input_size: Sequence[int],
                    name: str = "network", children: Sequence[str] | None = None) -> list[Finding]:
     """Compare a network with the reference, layer by layer (a "summary comparator").
@@ -104,7 +175,9 @@ def diagnose_model(student: nn.Module, reference: nn.Module, input_size: Sequenc
     ``input_size`` is one image's (C, H, W).  ``children``: top-level submodule names the student
     was asked to use (e.g. ``["conv1", ..., "fc8"]``); for each, parameter count and output shape
     are compared, and inception modules are diagnosed branch by branch.  Without ``children`` the
-    layers with parameters are compared in order.  Returns findings (empty: matches).
+    layers with parameters are compared in order.  When all of that matches, the output must be
+    what the layers compute (:func:`recomputed_output_findings`, findings of kind ``"output"``;
+    it overwrites ``reference``'s weights).  Returns findings (empty: matches).
     """
     findings: list[Finding] = []
     x = probe_input(1, *input_size)
@@ -163,4 +236,6 @@ def diagnose_model(student: nn.Module, reference: nn.Module, input_size: Sequenc
     if not findings and n_params(student) != n_params(reference):
         findings.append(Finding(name, "params", f"{_fmt(n_params(student))} parameters in total, expected "
                                                 f"{_fmt(n_params(reference))}"))
+    if not findings:  # last: it overwrites the reference's weights
+        findings += recomputed_output_findings(student, reference, x, name)
     return findings

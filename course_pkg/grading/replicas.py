@@ -175,11 +175,16 @@ class Replica(_Replay, nn.Module):
     (its handed-over weights) the layers hold those weights instead of shapes only, so that the
     checks can compute themselves what the layers give and compare it with the replayed outputs."""
 
+    #: What :func:`course_pkg.checks.model.recomputed_output_findings` reads: the output the
+    #: sandbox recorded with the checks' fixed weights (:func:`course_pkg.checks.handover.fixed_weights_output`).
+    handed_over = True
+
     def __init__(self, spec: dict[str, Any], calls: list[dict[str, Any]], root: "Replica | None" = None,
-                 path: str = "", state: dict[str, Any] | None = None) -> None:
+                 path: str = "", state: dict[str, Any] | None = None, fixed: dict[str, Any] | None = None) -> None:
         super().__init__()
         object.__setattr__(self, "_root", root or self)  # not a sub-module
         object.__setattr__(self, "_path", path)
+        object.__setattr__(self, "fixed_record", fixed if isinstance(fixed, dict) else None)
         if root is None:
             self._calls = {(c["path"], c["key"]): c for c in calls}
         for name, value in spec.get("attrs", {}).items():
@@ -231,7 +236,8 @@ class ReplicaClass:
             raise NotRecorded(f"{self.__name__}{args} was not built in the sandbox")
         if "error" in entry:
             _raise(entry["error"])
-        return type(entry["spec"]["cls"], (Replica,), {})(entry["spec"], entry["calls"], state=entry.get("state"))
+        return type(entry["spec"]["cls"], (Replica,), {})(entry["spec"], entry["calls"], state=entry.get("state"),
+                                                          fixed=entry.get("fixed"))
 
 
 class ReplicaFunction:
