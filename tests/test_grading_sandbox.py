@@ -304,6 +304,22 @@ for pid in kids:
     survived += os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 print("survived", survived)
 """
+SHARED_BY_FORKS = """
+import os, time
+block = b"x" * (150 << 20)  # 150 MiB, touched, then shared (copy-on-write) with six children
+kids = []
+for _ in range(6):
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(3)
+        os._exit(0)
+    kids.append(pid)
+lived = 0
+for pid in kids:
+    _, status = os.waitpid(pid, 0)
+    lived += os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+print("lived", lived, "of 6")
+"""
 DISK_FILL = """
 import os
 import re
@@ -331,13 +347,16 @@ def check_caps(probe: str, out: str) -> None:
     elif probe == "memory":
         # 3 x 200 MiB in 3 processes against 400 MiB for all of them: at most one finishes
         assert int(re.search(r"survived (\d+)", out).group(1)) <= 1, out
+    elif probe == "shared by forks":
+        # 150 MiB that seven processes map: counted once, it is under the cap, and nobody is killed
+        assert "lived 6 of 6" in out and "killed" not in out, out
     else:
         for folder, cap in ((".", CAPS["disk_bytes"]), ("/tmp", CAPS["tmp_bytes"]), ("/dev/shm", CAPS["tmp_bytes"])):
             assert f"refused {folder} 28" in out, out  # ENOSPC
             assert int(re.search(rf"written {re.escape(folder)} (\d+)", out).group(1)) <= cap >> 20, out
 
 
-PROBES = {"fork bomb": FORK_BOMB, "memory": MEMORY_HOGS, "disk": DISK_FILL}
+PROBES = {"fork bomb": FORK_BOMB, "memory": MEMORY_HOGS, "shared by forks": SHARED_BY_FORKS, "disk": DISK_FILL}
 
 
 @needs_bwrap

@@ -57,9 +57,37 @@ def end_cgroup(child: Path) -> None:
             time.sleep(0.1)
 
 
+def _fields(path: str) -> dict[str, int]:
+    """The ``Name:   123 kB`` lines of a /proc file, in bytes."""
+    out = {}
+    for line in Path(path).read_text().splitlines():
+        name, _, value = line.partition(":")
+        parts = value.split()
+        if len(parts) == 2 and parts[1] == "kB" and parts[0].isdigit():
+            out[name] = int(parts[0]) << 10
+    return out
+
+
+def _resident(pid: int) -> int:
+    """Private and shared anonymous memory of ``pid`` (no file pages), each page counted in full."""
+    f = _fields(f"/proc/{pid}/status")
+    return f.get("RssAnon", 0) + f.get("RssShmem", 0)
+
+
+def _proportional(pid: int) -> int:
+    """The same, each page divided among the processes that share it (PSS): a page a fork still
+    shares with its parent counts once across the two.  Kernels before 5.9 give only the total PSS."""
+    f = _fields(f"/proc/{pid}/smaps_rollup")
+    return f["Pss_Anon"] + f.get("Pss_Shmem", 0) if "Pss_Anon" in f else f.get("Pss", 0)
+
+
 def memory_watchdog(pid: int, limit: int) -> str:
     """Without a cgroup: the memory of all the sandbox's processes together (private and shared
-    memory, not file pages); over ``limit`` the largest process is killed, as the OOM killer would."""
+    memory, not file pages); over ``limit`` the largest process is killed, as the OOM killer would.
+
+    The cheap sum counts a page once per process that maps it, so a fork that shares its parent's
+    memory (copy-on-write) would count it twice: over ``limit`` the pages are counted again, shared
+    ones divided among their processes (:func:`_proportional`), and only that sum decides."""
     import psutil
 
     try:
@@ -69,8 +97,14 @@ def memory_watchdog(pid: int, limit: int) -> str:
     used = {}
     for p in procs:
         try:
-            fields = dict(line.split(":", 1) for line in Path(f"/proc/{p.pid}/status").read_text().splitlines())
-            used[p] = sum(int(fields.get(k, "0 kB").split()[0]) << 10 for k in ("RssAnon", "RssShmem"))
+            used[p] = _resident(p.pid)
+        except (OSError, ValueError):
+            pass
+    if sum(used.values()) <= limit:
+        return ""
+    for p in list(used):
+        try:
+            used[p] = _proportional(p.pid)
         except (OSError, ValueError):
             pass
     if sum(used.values()) <= limit:
