@@ -31,7 +31,7 @@ REPO_RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 SHIPPED_RESULTS = Path(__file__).resolve().parent / "pretrained" / "results"
 WHERE_ONLINE = "benchmarks/results/ in the course repository"
 # The results files the book reads, which therefore travel with the package (glob patterns).
-SHIPPED = ("reference_*.json", "cpu_speed.json", "multicrop_cifar*.json")
+SHIPPED = ("reference_*.json", "cpu_speed.json", "table3_cifar.json")
 # The runs of benchmarks/reference_cpu.py, each written to reference_<run>.json.
 REFERENCE_RUNS = ("bn", "bn_restart", "faithful", "faithful_restart", "faithful_chunk2", "faithful_chunk3",
                   "bn_scale_ft", "bn_scale_ft_s1", "bn_scale_ft_s2", "bn_scale", "bn_scale_s1", "bn_scale_s2",
@@ -247,39 +247,6 @@ def plot_learning_curves(histories: Mapping[str, list[Mapping[str, Any]]], ax=No
     return fig
 
 
-def plot_table3(rows: list[Mapping[str, Any]], ax=None):
-    """Top-1 accuracy per multi-crop row (``benchmarks/multicrop_cifar.py``), one bar group per
-    scheme and one bar per ensemble size."""
-    fig, ax = _figure(ax, (8, 3.5))
-    labels = list(dict.fromkeys(r["label"] for r in rows))
-    sizes = sorted({r["models"] for r in rows})
-    width = 0.8 / len(sizes)
-    for i, size in enumerate(sizes):
-        acc = {r["label"]: 100 * r["top1"] for r in rows if r["models"] == size}
-        xs = [j + i * width for j, label in enumerate(labels) if label in acc]
-        ax.bar(xs, [acc[label] for label in labels if label in acc], width,
-               label=f"{size} model{'s' if size > 1 else ''}")
-    ax.set_xticks([j + width * (len(sizes) - 1) / 2 for j in range(len(labels))], labels, rotation=20,
-                  ha="right", fontsize=8)
-    low = min(100 * r["top1"] for r in rows)
-    bottom = max(0, int(low - 3))
-    ax.set_ylim(bottom, min(100, max(100 * r["top1"] for r in rows) + 1))
-    if bottom > 0:  # the bars differ by a few points: zoomed in, and marked as such
-        ax.set_ylabel(f"top-1 accuracy (%)\naxis from {bottom}%, not 0")
-        _mark_axis_break(ax)
-    else:
-        ax.set_ylabel("top-1 accuracy (%)")
-    ax.legend(fontsize=8)
-    return fig
-
-
-def _mark_axis_break(ax) -> None:
-    """The usual two short slashes across the bottom of the y axis: it does not start at zero."""
-    kwargs = dict(transform=ax.transAxes, color="k", clip_on=False, lw=1)
-    for dy in (0.0, 0.03):
-        ax.plot((-0.015, 0.015), (0.02 + dy - 0.015, 0.02 + dy + 0.015), **kwargs)
-
-
 __all__ = ["REFERENCE_RUNS", "REPO_RESULTS", "SHIPPED", "SHIPPED_RESULTS", "T4_FP16_MACS_PER_S", "WHERE_ONLINE",
            "epoch_times", "is_shipped", "load", "markdown_table", "plot_cpu_frontier", "plot_learning_curves",
-           "lineage", "paired_runs", "plot_table3", "reference_rows", "reference_runs", "ship", "unshared_epochs"]
+           "lineage", "paired_runs", "reference_rows", "reference_runs", "ship", "unshared_epochs"]

@@ -189,7 +189,8 @@ def glue_names_used(path: Path) -> set[str]:
 # Chapters that glue the dicts of course_pkg functions (``for name, value in f(...).items(): glue(name, ...)``):
 # their names are checked by running those functions, in the test named here.
 GLUED_FROM_THE_PACKAGE = {
-    "07_training_cifar10": "tests/test_reference_runs.py::test_chapter7_glues_every_name_its_prose_shows"}
+    "07_training_cifar10": "tests/test_reference_runs.py::test_chapter7_glues_every_name_its_prose_shows",
+    "08_multicrop": "tests/test_book_results_cells.py::test_chapter8_shows_table3_and_glues_its_directions"}
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
@@ -392,3 +393,32 @@ def test_the_pages_ipynb_download_is_the_copy_with_its_values():
     for page in downloads:
         text = page.read_text(encoding="utf-8")
         assert "{glue" not in text and text == (REPO / "book" / "colab" / page.name).read_text(encoding="utf-8")
+
+
+def glue_names_in_order(path: Path) -> list[str]:
+    """The names of a chapter's ``{glue:text}`` roles in the order its prose shows them."""
+    return re.findall(r"\{glue(?::\w+)?\}`([\w.-]+)(?::[^`]*)?`", markdown_text(load(path)))
+
+
+@pytest.mark.book
+def test_chapter8_page_says_what_its_table_shows():
+    """Each direction word chapter 8's built page shows is the one its table's paired interval
+    allows: falls or rises only where the interval excludes zero (recomputed here from the numbers)."""
+    import html as html_lib
+
+    from course_pkg import results, table3_figures
+
+    page = (_built_site() / "book" / "08_multicrop.html").read_text(errors="replace")
+    shown = [html_lib.unescape(v) for v in re.findall(r'<span class="pasted-text">(.*?)</span>', page)]
+    names = glue_names_in_order(REPO / "book" / "08_multicrop.ipynb")
+    assert len(shown) == len(names), "every glue role of the chapter is rendered as a pasted value"
+    result = results.load("table3_cifar", results.REPO_RESULTS)
+    assert result is not None and result["images"] == 10_000, "chapter 8 reads Table 3 on the full test split"
+    claims = table3_figures.claims(result)
+    for name, value in zip(names, shown):
+        if name in claims:
+            vs = claims[name]
+            expected = "falls" if vs["high"] < 0 else "rises" if vs["low"] > 0 else "does not change measurably"
+            assert value == expected, (f"chapter 8 says {value!r} for {vs['row']}, whose interval is "
+                                       f"{vs['low']:+.2f} to {vs['high']:+.2f}")
+    assert {n for n in names if n in claims} == set(claims), "the page states every direction its table decides"

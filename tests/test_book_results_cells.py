@@ -210,32 +210,71 @@ class _Tiny(torch.nn.Module):
         return self.fc(x.float().mean((2, 3)))
 
 
-def test_chapter8_draws_table3(repo_root, tmp_path, monkeypatch, shown, capsys):
-    multicrop = import_benchmark("multicrop_cifar")
-    images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
-    rows, _ = multicrop.run([_Tiny(0), _Tiny(1)], images, torch.arange(4), preprocess=lambda v: v.float() / 255)
-    multicrop.write({"device": "NVIDIA H100", "date": "2026-12-01", "commit": "abc1234", "torch": "2.11",
-                     "command": "c", "models": ["googlenet_cifar_bn", "googlenet_cifar_faithful"],
-                     "data": "cifar10_jpeg", "images": 4, "rows": rows}, tmp_path)
-    monkeypatch.setenv("COURSE_RESULTS", str(tmp_path))
-    from course_pkg import evaluate
+def _table3_result(tmp_path, images=400):
+    """A Table 3 results file written by the benchmark's own functions from made-up probabilities:
+    random, except the pad-crop network's mirror, always right (its error must fall), and its padded
+    views, always wrong (its error must rise)."""
+    bench = import_benchmark("table3_cifar")
+    from course_pkg import table3
 
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 10, (images,), generator=g)
+    probs = {net: {key: torch.rand(images, 10, generator=g).softmax(-1) for key in keys}
+             for net, keys in bench.needed_keys(bench.TABLES).items()}
+    right, wrong = torch.nn.functional.one_hot(labels, 10).float(), torch.nn.functional.one_hot((labels + 1) % 10, 10).float()
+    for key in probs["padcrop"]:
+        if key[0] == 4:  # a view of the padded image
+            probs["padcrop"][key] = wrong
+    probs["padcrop"][(0, 32, 32, 0, 0, 32, 32, True)] = right  # the mirror
+    result = {"device": "NVIDIA H100", "date": "2026-12-01", "commit": "abc1234", "torch": "2.14", "precision": "bf16",
+              "command": "c", "data": "synthetic", "images": images, "networks": {}, "minutes": 3.0,
+              "timing_144": {"views": 144, "distinct": 48, "predict_multicrop_seconds": 90.0,
+                             "single_view_passes_seconds": 100.0, "ratio": 0.9, "same_process": True,
+                             "max_abs_difference": 1e-7, "same_top1": 1.0},
+              "tables": {name: table3.table_rows(rows, probs, labels) for name, rows in bench.TABLES.items()}}
+    bench.write(result, tmp_path)
+    return result
+
+
+def test_chapter8_shows_table3_and_glues_its_directions(repo_root, tmp_path, monkeypatch, shown, capsys):
+    from test_book import glue_names_used
+
+    from course_pkg import table3_figures
+
+    result = _table3_result(tmp_path)
+    monkeypatch.setenv("COURSE_RESULTS", str(tmp_path))
     glued = {}
-    _exec(_cells(repo_root, "08_multicrop.ipynb"),
-          {"evaluate": evaluate, "glue": lambda name, value, display=True: glued.__setitem__(name, value)})
-    out = capsys.readouterr().out
-    # the file's own ensemble rows are in its table; the text's ensemble comes from its own file
-    assert "No multi-crop results in this copy" not in out and "No ensemble in this copy" in out
-    (table,) = [str(x) for x in shown]
-    assert "googlenet_cifar_bn, googlenet_cifar_faithful on 4 test images (NVIDIA H100" in table
-    assert evaluate.format_table3(rows) in table
+    _exec(_cells(repo_root, "08_multicrop.ipynb", "table3_figures"),
+          {"glue": lambda name, value, display=True: glued.__setitem__(name, value)})
+    assert "No table3_cifar.json" not in capsys.readouterr().out
+    assert [str(x) for x in shown] == list(table3_figures.tables_markdown(result).values()) and len(shown) == 4
+    assert "**The pad-crop network" in str(shown[1]) and "(400 test images)" in str(shown[1])
     assert len(plt.get_fignums()) == 1
-    # the text's figures are the one-model rows of the file (softmax averaging), 1 / 10 / 144 views
-    single = {r["crops"]: r for r in rows if r["models"] == 1 and r["reduce"] == "softmax_mean"}
-    assert glued["t3_images"] == "4" and set(single) == {1, 10, 144}
-    for crops in (1, 10, 144):
-        assert glued[f"t3_err_{crops}"] == f"{100 * (1 - single[crops]['top1']):.2f}"
-    assert glued["t3_ms_144"] == f"{single[144]['ms_per_image']:.1f}"
+    # every direction word is the one its row's interval allows (recomputed here from the numbers)
+    words = {name: glued[name] for name in glued if name.endswith("_dir")}
+    for name, vs in table3_figures.claims(result).items():
+        expected = "falls" if vs["high"] < 0 else "rises" if vs["low"] > 0 else "does not change measurably"
+        assert words.pop(name) == expected, (name, vs)
+        change = glued[name.removesuffix("_dir") + "_change"]
+        assert change.startswith(f"{vs['difference'] + 0.0:+.2f} points, paired 95% interval"), change
+    assert words == {}  # no direction word glued that the table does not decide
+    assert glued["t3_p_mirror_dir"] == "falls" and glued["t3_p_padded_dir"] == "rises"
+    assert glued["t3_p_err_padded_ten"] == "100.00" and glued["t3_ratio"] == "0.90"
+    # the chapter's prose shows only names its code or this dict glues
+    code = "\n".join(_cells(repo_root, "08_multicrop.ipynb", ""))
+    literal = {name for name in glue_names_used(repo_root / "book" / "08_multicrop.ipynb")
+               if f'"{name}"' in code}
+    assert glue_names_used(repo_root / "book" / "08_multicrop.ipynb") - literal <= set(glued)
+
+
+def test_chapter8_without_table3_says_how_to_make_it(repo_root, tmp_path, monkeypatch, shown, capsys):
+    monkeypatch.setenv("COURSE_RESULTS", str(tmp_path))
+    glued = {}
+    _exec(_cells(repo_root, "08_multicrop.ipynb", "table3_figures"),
+          {"glue": lambda name, value, display=True: glued.__setitem__(name, value)})
+    out = capsys.readouterr().out
+    assert "No table3_cifar.json in this copy: `python benchmarks/table3_cifar.py` measures it" in out
+    assert shown == [] and glued == {} and plt.get_fignums() == []
 
 
 def test_multicrop_rows_choose_the_views(monkeypatch):
@@ -248,46 +287,6 @@ def test_multicrop_rows_choose_the_views(monkeypatch):
         assert {r["crops"] for r in result["rows"]} == crops
         assert {r["models"] for r in result["rows"]} == {1, 2}  # the first network and the ensemble
         assert {r["reduce"] for r in result["rows"]} == {"softmax_mean"}
-
-
-def test_chapter8_quotes_the_ensemble(repo_root, tmp_path, monkeypatch, shown, capsys):
-    multicrop = import_benchmark("multicrop_cifar")
-    images = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
-    labels = torch.tensor([0, 1, 2, 3, 4, 5])
-    schemes = multicrop.cifar_schemes()
-    paper = dict(list(schemes.items())[:3])
-    env = {"device": "cpu", "date": "2026-12-01", "commit": "abc1234", "torch": "2.14", "command": "c",
-           "data": "cifar10_jpeg", "images": 6}
-    single, _ = multicrop.run([_Tiny(0)], images, labels, schemes=paper, preprocess=lambda v: v.float() / 255)
-    multicrop.write({**env, "models": ["net_a"], "rows": single}, tmp_path)
-    rows, _ = multicrop.run([_Tiny(0), _Tiny(1)], images, labels, schemes=paper, preprocess=lambda v: v.float() / 255)
-    multicrop.write({**env, "models": ["net_a", "net_b"], "rows": rows}, tmp_path, "multicrop_cifar_ensemble")
-    monkeypatch.setenv("COURSE_RESULTS", str(tmp_path))
-    from course_pkg import evaluate
-
-    glued = {}
-    _exec(_cells(repo_root, "08_multicrop.ipynb"),
-          {"evaluate": evaluate, "glue": lambda name, value, display=True: glued.__setitem__(name, value)})
-    assert "No ensemble in this copy" not in capsys.readouterr().out
-    assert len(shown) == 2 and "net_a, net_b on 6 test images" in str(shown[1])
-    by = {(r["models"], r["crops"]): r for r in rows}
-    for crops in (1, 10, 144):
-        assert glued[f"t3e_err_{crops}"] == f"{100 * (1 - by[2, crops]['top1']):.2f}"
-        assert glued[f"t3e_first_{crops}"] == f"{100 * (1 - by[1, crops]['top1']):.2f}"
-    assert (glued["t3e_models"], glued["t3e_images"]) == ("net_a and net_b", "6")
-
-
-def test_chapter8_without_table3_says_how_to_make_it(repo_root, tmp_path, monkeypatch, shown, capsys):
-    monkeypatch.setenv("COURSE_RESULTS", str(tmp_path))
-    from course_pkg import evaluate
-
-    glued = {}
-    _exec(_cells(repo_root, "08_multicrop.ipynb"),
-          {"evaluate": evaluate, "glue": lambda name, value, display=True: glued.__setitem__(name, value)})
-    out = capsys.readouterr().out
-    assert "No multi-crop results in this copy" in out and "No ensemble in this copy" in out and shown == []
-    assert glued["t3_err_144"] == "n/a" and glued["t3_images"] == "no"
-    assert glued["t3e_err_1"] == "n/a" and glued["t3e_images"] == "no"
 
 
 def _cells_by_id(repo_root, chapter, ids):

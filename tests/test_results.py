@@ -44,18 +44,6 @@ def test_learning_curves_plot_each_epoch_and_skip_missing_values():
     plt.close(fig)
 
 
-def test_table3_bars_per_scheme_and_ensemble_size():
-    rows = [{"label": "1 view", "models": 1, "top1": 0.90}, {"label": "10 views", "models": 1, "top1": 0.91},
-            {"label": "1 view", "models": 2, "top1": 0.92}, {"label": "10 views", "models": 2, "top1": 0.93}]
-    fig = results.plot_table3(rows)
-    ax = fig.axes[0]
-    heights = sorted(round(p.get_height(), 6) for p in ax.patches)
-    assert heights == [90, 91, 92, 93]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["1 view", "10 views"]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["1 model", "2 models"]
-    plt.close(fig)
-
-
 def test_the_repository_results_folder_is_found():
     # the book build reads benchmarks/results/ of the checkout; the CPU results are committed there
     assert (results.REPO_RESULTS / "cpu_eval_cost.json").is_file()
@@ -128,13 +116,3 @@ def test_two_runs_compare_paired_on_the_images_their_records_name():
         results.paired_runs(_record(1, 0.1, 0.8, bits=before[:50]), _record(1, 0.1, 0.85, bits=after))
 
 
-def test_table3_axis_that_does_not_start_at_zero_says_so_and_is_marked():
-    rows = [{"label": "1 view", "models": 1, "top1": 0.90}, {"label": "10 views", "models": 1, "top1": 0.93}]
-    ax = results.plot_table3(rows).axes[0]
-    assert ax.get_ylim()[0] == 87 and "axis from 87%, not 0" in ax.get_ylabel()
-    marks = [line for line in ax.lines if not line.get_clip_on()]
-    assert len(marks) == 2, "the break mark: two slashes across the bottom of the y axis"
-    plt.close(ax.figure)
-    low = results.plot_table3([{"label": "1 view", "models": 1, "top1": 0.02}]).axes[0]
-    assert low.get_ylim()[0] == 0 and low.get_ylabel() == "top-1 accuracy (%)" and not low.lines
-    plt.close(low.figure)
