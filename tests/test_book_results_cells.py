@@ -221,7 +221,8 @@ def _table3_result(tmp_path, images=400):
     labels = torch.randint(0, 10, (images,), generator=g)
     probs = {net: {key: torch.rand(images, 10, generator=g).softmax(-1) for key in keys}
              for net, keys in bench.needed_keys(bench.TABLES).items()}
-    right, wrong = torch.nn.functional.one_hot(labels, 10).float(), torch.nn.functional.one_hot((labels + 1) % 10, 10).float()
+    one_hot = torch.nn.functional.one_hot
+    right, wrong = one_hot(labels, 10).float(), one_hot((labels + 1) % 10, 10).float()
     for key in probs["padcrop"]:
         if key[0] == 4:  # a view of the padded image
             probs["padcrop"][key] = wrong
