@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import copy
 import html
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
@@ -144,9 +145,12 @@ def _example_input(model: nn.Module, input_size: Sequence[int]) -> torch.Tensor:
     return torch.zeros(size, device=device, dtype=dtype)
 
 
-def _trace(model: nn.Module, input_size: Sequence[int]):
-    """Run one image through ``model`` in eval mode; return (output shapes, MACs per module name)."""
+def _trace(model: nn.Module, input_size: Sequence[int], training: bool = False):
+    """Run one image through ``model`` in eval mode (``training``: in training mode, on a copy, so
+    that batch-norm statistics stay as they were); return (output shapes, MACs per module name)."""
     x = _example_input(model, input_size)
+    if training:  # two copies of the image (batch norm needs more than one value); counts halved below
+        model, x = copy.deepcopy(model), torch.cat([x, x])
     shapes: dict[str, tuple[int, ...]] = {}
     hooks = []
     for name, module in model.named_modules():
@@ -158,7 +162,7 @@ def _trace(model: nn.Module, input_size: Sequence[int]):
 
             hooks.append(module.register_forward_hook(hook))
     was_training = model.training
-    model.eval()
+    model.train(training)
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
             model(x)
@@ -169,7 +173,7 @@ def _trace(model: nn.Module, input_size: Sequence[int]):
     root = type(model).__name__
     macs: dict[str, int] = {}
     for key, per_op in counter.get_flop_counts().items():
-        flops = sum(per_op.values())
+        flops = sum(per_op.values()) // len(x)
         if key == "Global":
             macs[""] = flops // 2
         elif key.startswith(root + "."):
@@ -177,12 +181,13 @@ def _trace(model: nn.Module, input_size: Sequence[int]):
     return shapes, macs
 
 
-def count_macs(model: nn.Module, input_size: Sequence[int]) -> int:
-    """Multiply-adds of one forward pass of one image (eval mode: auxiliary heads do not run).
+def count_macs(model: nn.Module, input_size: Sequence[int], training: bool = False) -> int:
+    """Multiply-adds of one forward pass of one image: in eval mode (auxiliary heads do not run),
+    or with ``training`` in training mode (they do).
 
     Counted by ``torch.utils.flop_counter`` (convolutions and matrix products; FLOPs / 2).
     """
-    return _trace(model, input_size)[1].get("", 0)
+    return _trace(model, input_size, training)[1].get("", 0)
 
 
 def _geometry(module: nn.Module) -> str:

@@ -19,6 +19,22 @@ def test_count_macs_uses_flop_counter_for_any_module():
     assert profile.count_params(model, weights_only=True) == 3 * 8 * 9 + 128 * 5
 
 
+def test_count_macs_in_training_mode_adds_the_auxiliary_heads_and_leaves_the_model_as_it_was():
+    # each CIFAR head: 4x4 average pool, 1x1 conv to 128 filters, fc 2048 -> 1024, fc 1024 -> 10;
+    # its input has 512 channels (after inception4a) and 528 (after inception4d)
+    heads = sum(cin * 128 * 4 * 4 + 128 * 4 * 4 * 1024 + 1024 * 10 for cin in (512, 528))
+    assert heads == 6_344_704
+    faithful = dict(stem="16", batch_norm=False, init="he")
+    with_aux, without = create("googlenet_cifar", **faithful), create("googlenet_cifar", aux_logits=False, **faithful)
+    assert profile.count_macs(with_aux, (3, 32, 32)) == profile.count_macs(without, (3, 32, 32))
+    assert profile.count_macs(with_aux, (3, 32, 32), training=True) - profile.count_macs(without, (3, 32, 32)) == heads
+    assert profile.count_macs(without, (3, 32, 32), training=True) == profile.count_macs(without, (3, 32, 32))
+    bn = create("googlenet_cifar", stem="16", batch_norm=True).eval()
+    before = {k: v.clone() for k, v in bn.state_dict().items()}
+    assert profile.count_macs(bn, (3, 32, 32), training=True) > profile.count_macs(bn, (3, 32, 32))
+    assert not bn.training and all((bn.state_dict()[k] == v).all() for k, v in before.items())
+
+
 def test_layer_table_rows_and_totals():
     model = create("googlenet", aux_logits=False)
     table = profile.layer_table(model, (3, 224, 224), depth=1)
