@@ -8,7 +8,8 @@ glues the numbers its text quotes from the dicts the ``*_facts`` functions retur
 - the curves: :func:`continued_history`, :func:`plot_reference_curves`, :func:`plot_bn_frontier`,
   :func:`plot_init_runs`
 - the numbers: :func:`faithful_facts` (the faithful network's chunks), :func:`aux_facts` (the
-  auxiliary-head ablation against the paper's "around 0.5%"), :func:`init_facts`, :func:`bn_facts`,
+  auxiliary-head ablation against the paper's "around 0.5%"; what the heads cost,
+  :func:`aux_cost`), :func:`init_facts`, :func:`bn_facts`,
   all of them through :func:`reference_facts`; :func:`missing_runs`
 """
 
@@ -106,8 +107,10 @@ def aux_facts(runs: Mapping[str, Mapping[str, Any]], with_aux: str = "faithful",
              "aux_epochs": str(len(b["history"])), "aux_reading": reading,
              "aux_first_with": _pct(a["history"][0]["test_acc"], 1),
              "aux_first_without": _pct(b["history"][0]["test_acc"], 1),
-             "aux_minutes": f"{a['cpu_minutes']:.0f} and {b['cpu_minutes']:.0f}",
-             "aux_paper": f"{100 * PAPER_AUX_GAIN:.1f}"}
+             "aux_minutes": _minutes_of_two(a, b), "aux_paper": f"{100 * PAPER_AUX_GAIN:.1f}"}
+    if "model_kwargs" in a:  # what the heads cost, counted (minutes of two machines do not compare)
+        cost = aux_cost(a.get("model", "googlenet_cifar"), a["model_kwargs"])
+        facts.update(aux_macs_share=f"{100 * cost['macs_share']:.1f}", aux_params=f"{cost['params'] / 1e6:.2f}")
     if pair is None:
         facts["aux_against_paper"] = "cannot be judged without an interval"
     elif pair["low"] <= PAPER_AUX_GAIN <= pair["high"]:
@@ -116,6 +119,27 @@ def aux_facts(runs: Mapping[str, Mapping[str, Any]], with_aux: str = "faithful",
         facts["aux_against_paper"] = ("is larger (its interval lies above it)" if pair["low"] > PAPER_AUX_GAIN
                                       else "is smaller (its interval lies below it)")
     return facts
+
+
+def _minutes_of_two(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
+    """The wall-clock minutes of two runs, and whether they compare (the same CPU) or not."""
+    if a["cpu"] == b["cpu"]:
+        return f"{a['cpu_minutes']:.0f} and {b['cpu_minutes']:.0f} minutes on the same CPU"
+    return (f"{a['cpu_minutes']:.0f} minutes ({a['cpu'].split(',')[0]}) and {b['cpu_minutes']:.0f} minutes "
+            f"({b['cpu'].split(',')[0]}); two machines, so those minutes do not compare")
+
+
+def aux_cost(model: str, kwargs: Mapping[str, Any]) -> dict[str, float]:
+    """What the auxiliary heads add to ``model`` built with ``kwargs``: their share of the multiply-adds
+    of a training step's forward pass (one 32-px image; :func:`course_pkg.profile.count_macs`) and
+    their parameters."""
+    from .models import create
+    from .profile import count_macs, count_params
+
+    nets = {aux: create(model, **{**kwargs, "aux_logits": aux}) for aux in (True, False)}
+    macs = {aux: count_macs(net, (3, 32, 32), training=True) for aux, net in nets.items()}
+    return {"macs_share": (macs[True] - macs[False]) / macs[False],
+            "params": count_params(nets[True]) - count_params(nets[False])}
 
 
 INIT_RUNS = {"pytorch": "init_pytorch", "caffe": "init_caffe", "he": "init_he"}
@@ -211,6 +235,6 @@ def reference_facts(runs: Mapping[str, Mapping[str, Any]],
     return facts
 
 
-__all__ = ["BN_TARGET", "CHAPTER_RUNS", "FAITHFUL_TARGET", "INIT_RUNS", "PAPER_AUX_GAIN", "aux_facts", "bn_facts",
-           "continued_history", "faithful_facts", "init_facts", "missing_runs", "plot_bn_frontier", "plot_init_runs",
-           "plot_reference_curves", "reference_facts"]
+__all__ = ["BN_TARGET", "CHAPTER_RUNS", "FAITHFUL_TARGET", "INIT_RUNS", "PAPER_AUX_GAIN", "aux_cost", "aux_facts",
+           "bn_facts", "continued_history", "faithful_facts", "init_facts", "missing_runs", "plot_bn_frontier",
+           "plot_init_runs", "plot_reference_curves", "reference_facts"]

@@ -72,6 +72,23 @@ def test_aux_facts_set_the_paired_change_against_the_papers_half_point(right_wit
     assert facts["aux_reading"].startswith(f"{70 - right_without:+.2f} points (95% interval")
 
 
+def test_aux_facts_count_what_the_heads_cost_and_compare_minutes_only_on_one_cpu():
+    runs = {"faithful": _record("faithful", [0.5, 0.7], correct=_bits(70)),
+            "faithful_noaux": _record("faithful_noaux", [0.4, 0.6], correct=_bits(60))}
+    runs["faithful"]["cpu_minutes"], runs["faithful_noaux"]["cpu_minutes"] = 136.6, 130.9
+    assert figures.aux_facts(runs)["aux_minutes"] == "137 and 131 minutes on the same CPU"
+    runs["faithful_noaux"]["cpu"] = "Other CPU, 2 threads"
+    assert figures.aux_facts(runs)["aux_minutes"] == ("137 minutes (Test CPU) and 131 minutes (Other CPU); "
+                                                      "two machines, so those minutes do not compare")
+    runs["faithful"].update(model="googlenet_cifar", model_kwargs={"stem": 16, "batch_norm": False, "init": "he"})
+    facts = figures.aux_facts(runs)
+    # the two CIFAR heads: 6,344,704 multiply-adds (tests/test_profile.py) on a trunk of 391,620,608;
+    # parameters: 1x1 conv (512 or 528 in, 128 out), fc 2048 -> 1024 and fc 1024 -> 10, with biases
+    params = sum(cin * 128 + 128 + 2048 * 1024 + 1024 + 1024 * 10 + 10 for cin in (512, 528))
+    assert facts["aux_params"] == f"{params / 1e6:.2f}" == "4.35"
+    assert facts["aux_macs_share"] == f"{100 * 6_344_704 / 391_620_608:.1f}" == "1.6"
+
+
 def test_a_record_without_per_image_results_gets_no_interval_and_says_so():
     runs = {"faithful": _record("faithful", [0.5, 0.7], correct=_bits(70)),
             "faithful_noaux": _record("faithful_noaux", [0.4, 0.68])}
