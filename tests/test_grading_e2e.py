@@ -25,6 +25,7 @@ import nbformat
 import pytest
 import torch
 
+from conftest import import_benchmark
 from course_pkg.grading import main as grade_main
 from course_pkg.pretrained import info as pretrained_info
 
@@ -143,6 +144,12 @@ class Graded:
             parts += out.get("traceback", []) + [out.get("text", ""), out.get("evalue", "")]
         return "\n".join(parts)
 
+    def last_output_text(self, student: str) -> str:
+        """What the notebook's last cell printed (an ungraded cell a student added)."""
+        out = self.autograded(student).cells[-1].outputs
+        return "\n".join(part for o in out
+                         for part in [*o.get("traceback", []), o.get("text", ""), o.get("evalue", "")])
+
     def feedback(self, student: str) -> str:
         path = self.course / ".nbgrader" / "feedback" / student / self.assignment / f"{self.assignment}.html"
         return path.read_text()
@@ -194,48 +201,20 @@ class Hostile:
     """What the hostile class needs to check afterwards."""
 
     def __init__(self, graded: Graded, marker: Path, before: dict[str, str], after: dict[str, str],
-                 leftovers: list[str], listener_hits: list[bytes], secret: str):
+                 leftovers: list[str], listener_hits: list[bytes], secret: str, watch):
         self.graded, self.marker, self.before, self.after = graded, marker, before, after
         self.leftovers, self.listener_hits, self.secret = leftovers, listener_hits, secret
+        self.watch = watch  # the host's memory and disk while the class was graded (grade_hostile.HostWatch)
 
 
-@pytest.fixture(scope="module")
-def graded2(course, tmp_path_factory) -> Hostile:
-    """Assignment 2 graded once for a whole class: honest students, the honest wrong solution,
-    the attacks that nbgrader alone lets through (its FAQ: it does not sandbox submissions) and a
-    few more, and the crash cases."""
-    import socket
-    import threading
-    import time
-
-    import psutil
-
-    subs = tmp_path_factory.mktemp("subs2")
-    marker = tmp_path_factory.mktemp("marker")  # anything appearing here came out of a sandbox
+def write_hostile_class(subs: Path, course: Path, marker: Path, port: int) -> None:
+    """Assignment 2's hostile class, one folder per student in ``subs``: honest students, the honest
+    wrong solution, attacks on the others, the gradebook, the course and the grader (anything they
+    manage to write lands in ``marker``; ``port`` is a listener on the host's loopback), crashes,
+    hangs, links, FIFOs, look-alike names, HTML, a large file, handover bombs and attacks on the
+    per-student caps.  Also graded, and measured, by ``benchmarks/grade_hostile.py``."""
     work = course / ".nbgrader"
     gradebook = work / "gradebook.db"
-    secret = "instructor-secret-7f3a"
-    os.environ["COURSE_INSTRUCTOR_TOKEN"] = secret
-    # a listener on the host's loopback: the sandbox has a network of its own
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(5)
-    listener.settimeout(0.5)
-    port = listener.getsockname()[1]
-    hits: list[bytes] = []
-    stop = threading.Event()
-
-    def listen() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-                hits.append(conn.recv(100))
-                conn.close()
-            except OSError:
-                continue
-
-    threading.Thread(target=listen, daemon=True).start()
-
     # honest students: the solution (handed in as "Copy of ..."), a bystander, a victim
     write(subs / "solver", f"Copy of {A2}.ipynb", solved(A2))
     write(subs / "bystander", f"{A2}.ipynb", solved(A2))
@@ -369,11 +348,133 @@ def graded2(course, tmp_path_factory) -> Hostile:
     write(subs, '=HYPERLINK("example.org","open").zip', b"not a zip file")
     write(subs / "bigfile", f"{A2}.ipynb", solved(A2))
     write(subs / "bigfile", "weights.bin", os.urandom(2 << 20))
+    # handover bombs: after the last test cell, every file the test cells handed over is replaced by
+    # a few hundred bytes that unpack to 2**40 values, or a tensor of 10**9 elements stored as 4 bytes
+    nb = solved(A2)
+    nb.cells.append(nbformat.v4.new_code_cell(dedent("""
+        import os, torch
+        _folder = os.environ["COURSE_HANDOVER"]
+        _nested = [0]
+        for _ in range(40):
+            _nested = [_nested, _nested]
+        _names = sorted(os.listdir(_folder))
+        for _i, _name in enumerate(_names):
+            torch.save({"answers": _nested} if _i % 2 else {"x": torch.zeros(1).expand(10 ** 9)},
+                       os.path.join(_folder, _name))
+        print("replaced", len(_names), "handed-over files")
+    """)))
+    write(subs / "bomber", f"{A2}.ipynb", nb)
+    # the per-student caps, each pushed past its limit from a cell after the last test of an otherwise
+    # honest notebook (so the time an attack takes can cost no test cell)
+    for name, code in CAP_ATTACKS.items():
+        nb = solved(A2)
+        nb.cells.append(nbformat.v4.new_code_cell(dedent(code)))
+        write(subs / name, f"{A2}.ipynb", nb)
+
+
+# Each prints what the cap let it do, cleans up, and lets the notebook go on (a cap that holds costs
+# the student nothing here; one that does not would take the host's memory, disk or process table).
+CAP_ATTACKS = {
+    # memory: three processes of 0.36 x the cap each (the cap is RLIMIT_AS, all processes together)
+    "hog": """
+        import os, resource, time
+        _share = int(resource.getrlimit(resource.RLIMIT_AS)[0] * 0.36)
+        _kids = []
+        for _ in range(3):
+            _pid = os.fork()
+            if _pid == 0:  # the child must end here whatever happens (else it runs on as a second kernel)
+                _code = 1
+                try:
+                    _block = b"x" * _share
+                    time.sleep(1)
+                    _code = 0
+                finally:
+                    os._exit(_code)
+            _kids.append(_pid)
+        _survived = sum(os.WIFEXITED(_st) and os.WEXITSTATUS(_st) == 0
+                        for _st in (os.waitpid(_p, 0)[1] for _p in _kids))
+        print("survived", _survived, "of 3 processes of", _share >> 20, "MiB")
+    """,
+    # disk: the student's copy, /tmp and /dev/shm filled until the file system says no
+    "filler": """
+        import os
+        for _folder in (".", "/tmp", "/dev/shm"):
+            _written, _path = 0, os.path.join(_folder, "fill.bin")
+            try:
+                with open(_path, "wb") as _fh:
+                    while _written < 4096:
+                        _fh.write(b"x" * (1 << 20))
+                        _fh.flush()
+                        _written += 1
+            except OSError as _err:
+                print("refused", _folder, _err.errno)
+            print("written", _folder, _written, "MiB")
+            os.remove(_path)
+    """,
+    # processes: 400 children that sleep (each one the cap lets start)
+    "forker": """
+        import os, time
+        _kids = []
+        for _ in range(400):
+            try:
+                _pid = os.fork()
+            except OSError as _err:
+                print("fork refused", _err.errno)
+                break
+            if _pid == 0:
+                time.sleep(2)
+                os._exit(0)
+            _kids.append(_pid)
+        for _p in _kids:
+            os.waitpid(_p, 0)
+        print("children", len(_kids))
+    """,
+}
+
+
+@pytest.fixture(scope="module")
+def graded2(course, tmp_path_factory) -> Hostile:
+    """Assignment 2 graded once for a whole class: honest students, the honest wrong solution,
+    the attacks that nbgrader alone lets through (its FAQ: it does not sandbox submissions) and a
+    few more, and the crash cases."""
+    import socket
+    import threading
+    import time
+
+    import psutil
+
+    subs = tmp_path_factory.mktemp("subs2")
+    marker = tmp_path_factory.mktemp("marker")  # anything appearing here came out of a sandbox
+    secret = "instructor-secret-7f3a"
+    os.environ["COURSE_INSTRUCTOR_TOKEN"] = secret
+    # a listener on the host's loopback: the sandbox has a network of its own
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)
+    listener.settimeout(0.5)
+    port = listener.getsockname()[1]
+    hits: list[bytes] = []
+    stop = threading.Event()
+
+    def listen() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+                hits.append(conn.recv(100))
+                conn.close()
+            except OSError:
+                continue
+
+    threading.Thread(target=listen, daemon=True).start()
+
+    write_hostile_class(subs, course, marker, port)
 
     skip = (".nbgrader",)
     before = tree_hash(course, skip)
     before.update({f"subs/{k}": v for k, v in tree_hash(subs).items()})
-    graded = run_grade(course, A2, subs, "--jobs", "2")
+    with import_benchmark("grade_hostile").HostWatch(course) as watch:
+        watch.pid = os.getpid()  # the grader runs in this process here
+        graded = run_grade(course, A2, subs, "--jobs", "2")
     after = tree_hash(course, skip)
     after.update({f"subs/{k}": v for k, v in tree_hash(subs).items()})
     leftovers = []
@@ -383,7 +484,7 @@ def graded2(course, tmp_path_factory) -> Hostile:
     time.sleep(10)  # the detached process would have written its marker by now
     stop.set()
     listener.close()
-    return Hostile(graded, marker, before, after, leftovers, hits, secret)
+    return Hostile(graded, marker, before, after, leftovers, hits, secret, watch)
 
 
 def test_solution_scores_full_marks(graded2):
@@ -393,6 +494,56 @@ def test_solution_scores_full_marks(graded2):
         row = g.rows[student]
         assert row["status"] == "graded", row
         assert float(row["score"]) == float(row["max_score"]) > 0, row
+
+
+def test_attacks_on_the_caps_are_held_and_cost_the_student_nothing(graded2):
+    """Memory, disk and processes pushed past the per-student caps from an honest notebook: each
+    attack gets no further than its cap, and the notebook goes on to the solver's score."""
+    g = graded2.graded
+    limits = import_benchmark("grade_hostile").caps(8)  # the course's nbgrader_config.py: 8 GiB
+    for student in CAP_ATTACKS:
+        assert g.rows[student]["status"] == "graded", g.rows[student]
+        assert g.score(student) == g.score("solver"), g.rows[student]
+    # touching more than the cap's 8 GiB takes a 2-core machine 7-11 s even idle (measured): under the
+    # per-cell limit the cell may be stopped first; either way no more than two of the three lived,
+    # and the host's memory is checked below
+    hog = g.last_output_text("hog")
+    survived = re.search(r"survived (\d) of 3", hog)
+    assert (int(survived.group(1)) <= 2) if survived else "limit per cell" in hog, hog
+    filler = g.last_output_text("filler")
+    for folder, cap in ((".", limits["disk_bytes"]), ("/tmp", limits["tmp_bytes"]), ("/dev/shm", limits["tmp_bytes"])):
+        assert f"refused {folder} " in filler, filler
+        assert int(re.search(rf"written {re.escape(folder)} (\d+) MiB", filler).group(1)) <= cap >> 20, filler
+    forker = g.last_output_text("forker")
+    assert "fork refused 11" in forker and int(re.search(r"children (\d+)", forker).group(1)) < 256, forker
+
+
+def test_the_host_keeps_its_memory_and_disk(graded2):
+    """While the class was graded (two students at a time) the host's available memory fell by no more
+    than two students' caps and the grader's own peak, and its disk by no more than the grader's records
+    and what two students' sandboxes may send out."""
+    bench = import_benchmark("grade_hostile")
+    limits, watch = bench.caps(8), graded2.watch
+    assert watch.memory_drop <= 2 * limits["per_student_bytes"] + watch.peak_rss, vars(watch)
+    records = bench.folder_bytes(graded2.graded.course / ".nbgrader")
+    assert watch.disk_drop <= bench.disk_bound(2, limits, records), vars(watch)
+
+
+def test_handover_bombs_are_refused_and_cost_only_their_cells(graded2):
+    """Handed-over files replaced by data that unpacks to far more than it weighs: the grader refuses
+    each with the reason (its own memory and time stay bounded: see the host's test above), the
+    cells they answered score nothing, and the instructor sees a flag."""
+    g = graded2.graded
+    row = g.rows["bomber"]
+    assert row["status"] == "graded", row
+    lost = [c for c in g.cells() if g.score("bomber", c) != g.score("solver", c)]
+    assert len(lost) >= 4, row
+    reasons = {c: g.output_text("bomber", c) for c in lost}
+    for c, text in reasons.items():
+        assert g.score("bomber", c) == 0 and f"{c}: refused:" in text, (c, text)
+    assert any("too many values" in t for t in reasons.values()), reasons
+    assert any("larger than the handover writes" in t for t in reasons.values()), reasons
+    assert "handed-over data refused" in row["flags"], row
 
 
 def test_unmodified_student_version_scores_zero_everywhere(graded2):
