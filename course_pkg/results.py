@@ -31,7 +31,7 @@ REPO_RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 SHIPPED_RESULTS = Path(__file__).resolve().parent / "pretrained" / "results"
 WHERE_ONLINE = "benchmarks/results/ in the course repository"
 # The results files the book reads, which therefore travel with the package (glob patterns).
-SHIPPED = ("reference_*.json", "cpu_speed.json", "table3_cifar.json", "grade_hostile.json")
+SHIPPED = ("reference_*.json", "cpu_speed.json", "table3_cifar.json", "table3_timing.json", "grade_hostile.json")
 # The runs of benchmarks/reference_cpu.py, each written to reference_<run>.json.
 REFERENCE_RUNS = ("bn", "bn_restart", "faithful", "faithful_restart", "faithful_chunk2", "faithful_chunk3",
                   "bn_scale_ft", "bn_scale_ft_s1", "bn_scale_ft_s2", "bn_scale", "bn_scale_s1", "bn_scale_s2",

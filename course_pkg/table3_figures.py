@@ -2,9 +2,11 @@
 
 All of it reads one results file, ``table3_cifar.json`` (``benchmarks/table3_cifar.py``, one run on
 the full test split; :mod:`course_pkg.table3` computes it), so the chapter's words cannot drift from
-its tables:
+its tables; what 144 views cost may come from a run of its own on the full split,
+``table3_timing.json`` (``--timing-only``):
 
 - :func:`load`             the results file, or None in a copy without it
+- :func:`load_timing`      the timing file, or None
 - :func:`tables_markdown`  each table with a caption naming its networks
 - :func:`plot`             top-1 error by views, the scale-augmented network beside the pad-crop one,
                            and one model against three
@@ -31,6 +33,7 @@ from .recipes import CIFAR10_SCALE
 from .table3 import CIFAR_SCALES, format_rows
 
 NAME = "table3_cifar"
+TIMING_NAME = "table3_timing"
 COMMAND = "python benchmarks/table3_cifar.py"
 CAPTIONS = {
     "views": "One network trained on random-resized crops (the paper's scale augmentation): views",
@@ -48,6 +51,11 @@ VIEWS = {"1 crop": "centre", "10 crops": "ten", "144 crops": "144", "the image":
 def load(folder=None) -> dict[str, Any] | None:
     """``table3_cifar.json`` (:func:`course_pkg.results.load`), or None in a copy without it."""
     return results.load(NAME, folder)
+
+
+def load_timing(folder=None) -> dict[str, Any] | None:
+    """``table3_timing.json``: the 144-view timing of a run of its own, or None in a copy without it."""
+    return results.load(TIMING_NAME, folder)
 
 
 def missing_message() -> str:
@@ -73,7 +81,7 @@ def _change(vs: Mapping[str, Any]) -> str:
     return f"{d:+.2f} points, paired 95% interval {low:+.2f} to {high:+.2f}"
 
 
-def facts(result: Mapping[str, Any]) -> dict[str, str]:
+def facts(result: Mapping[str, Any], timing: Mapping[str, Any] | None = None) -> dict[str, str]:
     """The glue values of chapter 8's CIFAR-10 section, named ``t3_*``.
 
     Per network (``s`` the scale-augmented one, ``p`` the pad-crop one): ``t3_<n>_err_<view>`` the
@@ -81,7 +89,9 @@ def facts(result: Mapping[str, Any]) -> dict[str, str]:
     ``..._change`` (the change in points with its paired interval): 10 and 144 crops against 1 crop,
     144 against 10, the image against 1 crop, the mirror and the padded ten-crop against the image.
     ``t3_m<crops>_*``: one model against three at 1, 10, 144 crops; ``t3_u_*``: the unequal
-    ensembles; ``t3_ratio`` etc.: the cost of 144 views batched against 48 single-view passes."""
+    ensembles; ``t3_ratio`` etc.: the cost of 144 views batched against 48 single-view passes, from
+    ``timing`` (a run of :data:`TIMING_NAME`) when given, else from the table's own run;
+    ``t3_timing_where``: that run's device, date and commit."""
     out = {"t3_images": f"{result['images']:,}", "t3_device": result["device"], "t3_date": result["date"],
            "t3_commit": result["commit"], "t3_minutes": f"{result['minutes']:.0f}"}
     for n, table in (("s", "views"), ("p", "counter_example")):
@@ -97,8 +107,10 @@ def facts(result: Mapping[str, Any]) -> dict[str, str]:
         out[f"t3_m{crops}_three"] = f"{models[f'3 models, {label}']['top1_error']:.2f}"
     unequal = result["tables"]["unequal"]
     out["t3_u_base"] = f"{unequal[0]['top1_error']:.2f}"
-    t = result.get("timing_144") or {}
+    source = timing if timing and timing.get("timing_144") else result
+    t = source.get("timing_144") or {}
     if t:
+        out["t3_timing_where"] = f"{source['device']}; {source['date']}, commit {source['commit']}"
         out["t3_ratio"] = f"{t['ratio']:.2f}"
         out["t3_batched_s"] = f"{t['predict_multicrop_seconds']:.0f}"
         out["t3_single_s"] = f"{t['single_view_passes_seconds']:.0f}"

@@ -268,6 +268,22 @@ def test_chapter8_shows_table3_and_glues_its_directions(repo_root, tmp_path, mon
     assert glue_names_used(repo_root / "book" / "08_multicrop.ipynb") - literal <= set(glued)
 
 
+def test_chapter8_quotes_the_cost_of_144_views_from_a_timing_run_of_its_own(repo_root, tmp_path, monkeypatch, shown):
+    result = _table3_result(tmp_path)
+    timing = {"device": "Test CPU with AMX, 2 threads", "date": "2026-12-05", "commit": "def5678",
+              "timing_144": {**result["timing_144"], "images": 10_000, "predict_multicrop_seconds": 1234.0,
+                             "single_view_passes_seconds": 1200.0, "ratio": 1.028}}
+    (tmp_path / "table3_timing.json").write_text(json.dumps(timing))
+    monkeypatch.setenv("COURSE_RESULTS", str(tmp_path))
+    glued = {}
+    _exec(_cells(repo_root, "08_multicrop.ipynb", "table3_figures"),
+          {"glue": lambda name, value, display=True: glued.__setitem__(name, value)})
+    assert glued["t3_timing_images"] == "10,000" and glued["t3_ratio"] == "1.03"
+    assert glued["t3_batched_s"] == "1234" and glued["t3_single_s"] == "1200"
+    assert glued["t3_timing_where"] == "Test CPU with AMX, 2 threads; 2026-12-05, commit def5678"
+    assert glued["t3_commit"] == "abc1234"  # the tables themselves still come from the table's run
+
+
 def test_chapter8_without_table3_says_how_to_make_it(repo_root, tmp_path, monkeypatch, shown, capsys):
     monkeypatch.setenv("COURSE_RESULTS", str(tmp_path))
     glued = {}

@@ -181,3 +181,25 @@ def test_the_benchmark_writes_its_tables_resumes_and_times_144_views(repo_root, 
     with pytest.raises(SystemExit, match="network scale_s1: no weights at .*name an existing checkpoint"):
         bench.main(["--tables", "models", "--limit", "4", "--out", str(tmp_path / "o2"), "--cache",
                     str(tmp_path / "c2"), f"--network=scale={shipped}", f"--network=scale_s1={tmp_path / 'none.pt'}"])
+
+
+def test_the_timing_alone_runs_on_every_image_and_writes_a_file_of_its_own(repo_root, tmp_path, course_data):
+    import json
+
+    from conftest import import_benchmark
+
+    bench = import_benchmark("table3_cifar")
+    shipped = str(repo_root / "course_pkg" / "pretrained" / "googlenet_cifar.pt")
+    args = ["--timing-only", "--limit", "3", "--out", str(tmp_path), f"--network=scale={shipped}"]
+    result = bench.main(args)
+    timing = result["timing_144"]
+    # without --timing-images: every image the split (here --limit) gives
+    assert timing["images"] == 3 and timing["distinct"] == 48 and timing["same_top1"] == 1.0
+    assert timing["max_abs_difference"] < 1e-2 and timing["ratio"] > 0
+    assert json.loads((tmp_path / "table3_timing.json").read_text()) == result
+    assert result["weights"] == "course_pkg/pretrained/googlenet_cifar.pt" and result["commit"]
+    assert not (tmp_path / "table3_cifar.json").exists()  # the tables' file is left as it was
+    assert "timed back to back in this run" in (tmp_path / "table3_timing.md").read_text()
+    assert bench.main([*args, "--timing-images", "2"])["timing_144"]["images"] == 2
+    with pytest.raises(SystemExit, match="times nothing"):
+        bench.main([*args, "--timing-images", "0"])
